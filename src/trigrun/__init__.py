@@ -1,0 +1,42 @@
+"""trigrun: run external HTTP-triggered jobs from inside Airflow and Dagster."""
+
+from ._engine import AsyncEngine, Engine
+from ._exceptions import (
+    RunFailed,
+    RunTimeout,
+    SecretNotFound,
+    SpecError,
+    TriggerFailed,
+    TrigRunError,
+)
+from ._flow import Event, idempotency_key
+from ._loader import load_jobs, parse_jobs
+from ._models import JobSpec
+from ._results import Attempt, RunResult, RunState, TriggerResult
+from ._secrets import EnvSecrets
+from ._targets import RunStatus
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncEngine",
+    "Attempt",
+    "Engine",
+    "EnvSecrets",
+    "Event",
+    "JobSpec",
+    "RunFailed",
+    "RunResult",
+    "RunState",
+    "RunStatus",
+    "RunTimeout",
+    "SecretNotFound",
+    "SpecError",
+    "TrigRunError",
+    "TriggerFailed",
+    "TriggerResult",
+    "__version__",
+    "idempotency_key",
+    "load_jobs",
+    "parse_jobs",
+]

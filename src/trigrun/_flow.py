@@ -1,0 +1,517 @@
+"""The engine's logic as generators, shared by the sync and async engines.
+
+A flow yields actions (``Send``, ``Sleep``, ``Resolve``) and receives their outcomes; the
+engines only perform the I/O. So every decision here is testable without a network or a clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any, Union
+from urllib.parse import urlsplit
+
+from ._exceptions import SecretNotFound, SpecError
+from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec
+from ._results import Attempt, RunResult, RunState, TriggerResult
+from ._retry import next_delay, parse_retry_after, poll_error_delay
+from ._secrets import Redactor, find_references, substitute
+from ._targets import HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, preset_for
+from ._templates import render_spec, template_context
+
+logger = logging.getLogger("trigrun")
+
+
+@dataclass(frozen=True)
+class Send:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    content: bytes | None
+    timeout: float
+    verify: bool | str
+    max_bytes: int
+
+
+@dataclass(frozen=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Resolve:
+    names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: HttpReply | None
+    error: str | None
+    duration_ms: float
+
+
+Action = Union[Send, Sleep, Resolve]
+Flow = Generator[Action, Any, Any]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress reported to ``on_event`` callbacks (and the ``trigrun`` logger). Redacted."""
+
+    kind: str  # attempt, retry, adopt, skip, poll, poll_error, cancel, token
+    job: str
+    message: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+@dataclass
+class EngineState:
+    """What an engine shares across fires: clocks, randomness, token cache, redaction."""
+
+    wall: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    random: Callable[[], float] = random.random
+    on_event: Callable[[Event], None] | None = None
+    on_secret: Callable[[str], None] | None = None
+    redactor: Redactor = field(default_factory=Redactor)
+    tokens: dict[tuple[str, str], _Token] = field(default_factory=dict)
+    read_limit: int = 1 << 20
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.wall(), tz=timezone.utc)
+
+    def emit(self, kind: str, job: str, message: str, **data: Any) -> None:
+        message = self.redactor.text(message)
+        data = self.redactor.obj(data)
+        logger.info("%s: %s", job, message)
+        if self.on_event is not None:
+            self.on_event(Event(kind, job, message, data))
+
+
+def idempotency_key(spec: JobSpec, scheduled: datetime) -> str:
+    """Stable for one scheduled fire: the job name and the scheduled time, nothing else."""
+    if spec.idempotency.key:
+        return spec.idempotency.key
+    stamp = scheduled.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    digest = hashlib.sha256(f"{spec.name}\n{stamp}".encode()).hexdigest()[:12]
+    return f"trigrun__{stamp}__{digest}"
+
+
+def _origin(url: str) -> tuple[str, str]:
+    p = urlsplit(url)
+    return p.scheme, p.netloc.lower()
+
+
+def _jwt_expiry(token: str) -> float | None:
+    try:
+        payload = token.split(".")[1]
+        payload += "=" * (-len(payload) % 4)
+        exp = json.loads(base64.urlsafe_b64decode(payload)).get("exp")
+        return float(exp) if exp is not None else None
+    except (IndexError, ValueError, AttributeError):
+        return None
+
+
+class JobFlows:
+    """The flows for one (rendered) spec: fire, wait, poll, cancel."""
+
+    def __init__(self, spec: JobSpec, state: EngineState, *, key: str | None = None) -> None:
+        self.spec = spec
+        self.state = state
+        self.preset: Preset = preset_for(spec)
+        self.secrets: dict[str, str] = {}
+        self.key = key
+
+    # -- secrets and sending ---------------------------------------------------------------
+    def _resolve(self, *objs: Any) -> Flow:
+        names = [n for n in find_references(list(objs)) if n not in self.secrets]
+        if not names:
+            return None
+        values = yield Resolve(tuple(names))
+        for name in names:
+            value = values.get(name)
+            if value is None:
+                raise SecretNotFound(f"secret://{name}", job=self.spec.name,
+                                     hint="Set it in the engine's secrets (for EnvSecrets: the "
+                                     f"environment variable TRIGRUN_SECRET_{_env(name)}).")
+            self.secrets[name] = value
+            self.state.redactor.add(value)
+            if self.state.on_secret is not None:
+                self.state.on_secret(value)
+        return None
+
+    def resolve_all(self) -> Flow:
+        """Resolve every reference the job uses before anything is sent."""
+        yield from self._resolve(self.spec.model_dump(mode="json", include={"request", "target", "auth", "wait"}))
+
+    def _auth_headers(self, call: HttpCall) -> Flow:
+        auth = self.spec.auth
+        if auth is None:
+            return {}
+        s = lambda v: substitute(v, self.secrets)  # noqa: E731
+        if isinstance(auth, BearerAuth):
+            return {"Authorization": f"Bearer {s(auth.token)}"}
+        if isinstance(auth, BasicAuth):
+            raw = f"{s(auth.username)}:{s(auth.password)}".encode()
+            value = base64.b64encode(raw).decode()
+            self.state.redactor.add(value)
+            return {"Authorization": f"Basic {value}"}
+        if isinstance(auth, HeaderAuth):
+            return {auth.name: s(auth.value)}
+        assert isinstance(auth, AirflowPasswordAuth)
+        token = yield from self._airflow_token()
+        return {"Authorization": f"Bearer {token}"}
+
+    def _token_url(self) -> str:
+        auth = self.spec.auth
+        assert isinstance(auth, AirflowPasswordAuth)
+        if auth.token_url:
+            return auth.token_url
+        base = self.preset.auth_base_url()
+        assert base is not None
+        return f"{base}/auth/token"
+
+    def _airflow_token(self, *, refresh: bool = False) -> Flow:
+        auth = self.spec.auth
+        assert isinstance(auth, AirflowPasswordAuth)
+        url = self._token_url()
+        username = substitute(auth.username, self.secrets)
+        cache_key = (url, username)
+        cached = self.state.tokens.get(cache_key)
+        if cached is not None and not refresh and cached.expires_at > self.state.wall() + 30:
+            return cached.value
+        body = {"username": username, "password": substitute(auth.password, self.secrets)}
+        outcome = yield from self._send_raw(
+            HttpCall("POST", url, {"Content-Type": "application/json"}, json=body, purpose="token"))
+        reply = outcome.reply
+        if reply is None or reply.status_code not in (200, 201):
+            what = outcome.error or f"HTTP {reply.status_code if reply else '?'}"
+            raise _AuthError(f"getting an Airflow token from {url} failed: {what}; check "
+                             "auth.username / auth.password")
+        data = reply.json()
+        token = data.get("access_token") if isinstance(data, dict) else None
+        if not token:
+            raise _AuthError(f"the reply of {url} has no access_token")
+        self.state.redactor.add(token)
+        if self.state.on_secret is not None:
+            self.state.on_secret(token)
+        exp = _jwt_expiry(token) or (self.state.wall() + 300)
+        self.state.tokens[cache_key] = _Token(token, exp)
+        self.state.emit("token", self.spec.name, f"got an Airflow API token from {url}")
+        return token
+
+    def _send_raw(self, call: HttpCall, extra_headers: Mapping[str, str] | None = None) -> Flow:
+        req = self.spec.request
+        headers = {k: substitute(v, self.secrets) for k, v in call.headers.items()}
+        if extra_headers:
+            headers.update(extra_headers)
+        url = substitute(call.url, self.secrets)
+        content: bytes | None = None
+        if call.json is not None:
+            content = json.dumps(substitute(call.json, self.secrets), separators=(",", ":")).encode()
+            if not any(k.lower() == "content-type" for k in headers):
+                headers["Content-Type"] = "application/json"
+        elif call.content is not None:
+            content = substitute(call.content, self.secrets).encode()
+        timeout = req.timeout_seconds if req else 30.0
+        verify = req.verify if req else True
+        follow = req.follow_redirects if req else False
+        secret_headers = {k for k, v in call.headers.items() if "secret://" in v}
+        if extra_headers:
+            secret_headers |= set(extra_headers)
+        limit = max(self.state.read_limit, self.spec.max_response_bytes)
+        for _hop in range(10):
+            outcome: Outcome = yield Send(call.method, url, headers, content, timeout, verify, limit)
+            reply = outcome.reply
+            if outcome.error is not None:
+                outcome = replace(outcome, error=self.state.redactor.text(outcome.error))
+            if not (follow and reply is not None and reply.status_code in (301, 302, 303, 307, 308)
+                    and reply.headers.get("location")):
+                return outcome
+            from urllib.parse import urljoin
+
+            new_url = urljoin(url, reply.headers["location"])
+            if _origin(new_url) != _origin(url):
+                # Never forward credentials to another origin.
+                headers = {k: v for k, v in headers.items()
+                           if k not in secret_headers and k.lower() not in ("authorization", "cookie")}
+            if reply.status_code == 303:
+                call = replace(call, method="GET")
+                content = None
+            url = new_url
+        return outcome
+
+    def send(self, call: HttpCall) -> Flow:
+        """Send with the job's auth; an Airflow JWT is refreshed once on 401."""
+        auth_headers = yield from self._auth_headers(call)
+        outcome: Outcome = yield from self._send_raw(call, auth_headers)
+        if (isinstance(self.spec.auth, AirflowPasswordAuth) and outcome.reply is not None
+                and outcome.reply.status_code == 401):
+            token = yield from self._airflow_token(refresh=True)
+            outcome = yield from self._send_raw(call, {"Authorization": f"Bearer {token}"})
+        return outcome
+
+    # -- replies -----------------------------------------------------------------------------
+    def keep(self, reply: HttpReply | None) -> tuple[Any, bool]:
+        """The response as kept in results: parsed JSON or text, capped, redacted."""
+        if reply is None:
+            return None, False
+        cap = self.spec.max_response_bytes
+        truncated = reply.truncated or len(reply.body) > cap
+        if not truncated:
+            data = reply.json()
+            if data is None:
+                data = reply.text
+        else:
+            data = reply.body[:cap].decode("utf-8", errors="ignore") + \
+                f"... [truncated: kept {cap} bytes]"
+        return self.state.redactor.obj(data), truncated
+
+    # -- fire ----------------------------------------------------------------------------------
+    def fire(self, scheduled: datetime, started: float) -> Flow:
+        spec, st, preset = self.spec, self.state, self.preset
+        key = self.key if spec.idempotency.enabled else None
+        iso = scheduled.astimezone(timezone.utc).isoformat()
+        attempts: list[Attempt] = []
+
+        def result(ok: bool, reply: HttpReply | None = None, ref: RunRef | None = None,
+                   **kw: Any) -> TriggerResult:
+            response, truncated = self.keep(reply)
+            return TriggerResult(
+                job=spec.name, ok=ok, status_code=reply.status_code if reply else None,
+                duration_ms=(st.monotonic() - started) * 1000, attempts=tuple(attempts),
+                response=response, run_id=ref.run_id if ref else None,
+                run_url=ref.run_url if ref else None, idempotency_key=key,
+                scheduled_time=iso, target=preset.name, truncated=truncated, spec=spec, **kw)
+
+        try:
+            yield from self.resolve_all()
+            if spec.overlap != "allow":
+                active = yield from self._active()
+                if active:
+                    run = active[0]
+                    if spec.overlap == "skip":
+                        st.emit("skip", spec.name, f"skipped: run {run.run_id} is still active")
+                        return result(True, skipped=True,
+                                      reason=f"overlap: run {run.run_id} of this job is still active")
+                    st.emit("adopt", spec.name, f"reusing active run {run.run_id}")
+                    return result(True, ref=run, adopted=True,
+                                  reason=f"overlap: reused active run {run.run_id}")
+            if key is not None:
+                found = yield from self._lookup(key)
+                if found is not None:
+                    st.emit("adopt", spec.name, f"already triggered: adopting run {found.run_id}")
+                    return result(True, ref=found, adopted=True,
+                                  reason="idempotency: this fire already started a run")
+            call = preset.trigger_call(key, iso)
+            delay_before = 0.0
+            for number in range(1, spec.retry_policy.max_attempts + 1):
+                t0 = st.monotonic()
+                outcome: Outcome = yield from self.send(call)
+                reply = outcome.reply
+                attempts.append(Attempt(number, reply.status_code if reply else None,
+                                        outcome.error, outcome.duration_ms, delay_before * 1000))
+                what = f"HTTP {reply.status_code}" if reply else outcome.error
+                st.emit("attempt", spec.name, f"attempt {number}: {what} "
+                        f"({outcome.duration_ms:.0f} ms)", attempt=number,
+                        status_code=reply.status_code if reply else None)
+                if reply is not None and reply.ok:
+                    ref = preset.parse_trigger(reply)
+                    return result(True, reply, ref)
+                if reply is not None and key is not None and preset.is_conflict(reply):
+                    found = yield from self._adopt(key)
+                    if found is not None:
+                        st.emit("adopt", spec.name, f"409: adopting run {found.run_id}")
+                        return result(True, reply, found, adopted=True,
+                                      reason="idempotency: the target already has this run")
+                retry_after = parse_retry_after(reply.headers.get("retry-after"), st.now()) \
+                    if reply is not None else None
+                delay, why = next_delay(
+                    spec.retry_policy, attempt=number,
+                    status_code=reply.status_code if reply else None,
+                    network_error=reply is None, retry_after=retry_after,
+                    elapsed=st.monotonic() - started, random_value=st.random())
+                if delay is None:
+                    err = (f"job {spec.name!r}: trigger request to {self._safe_url(call.url)} "
+                           f"failed: {what}; {why}")
+                    return result(False, reply, error=st.redactor.text(err))
+                st.emit("retry", spec.name, f"retrying in {delay:.1f}s after {what}",
+                        delay_seconds=delay)
+                yield Sleep(delay)
+                delay_before = delay
+                del t0
+                if key is not None:
+                    # The last attempt may have reached the target (a timeout, a 5xx from a
+                    # proxy): ask before sending again.
+                    found = yield from self._lookup(key)
+                    if found is not None:
+                        st.emit("adopt", spec.name, f"found run {found.run_id} from an earlier attempt")
+                        return result(True, ref=found, adopted=True,
+                                      reason="idempotency: an earlier attempt started the run")
+            raise AssertionError("unreachable")  # pragma: no cover
+        except (PresetError, _AuthError) as exc:
+            err = st.redactor.text(f"job {spec.name!r}: {exc}")
+            return result(False, error=err)
+
+    def _safe_url(self, url: str) -> str:
+        return self.state.redactor.text(url.split("?", 1)[0])
+
+    def _lookup(self, key: str) -> Flow:
+        call = self.preset.lookup_call(key)
+        if call is None:
+            return None
+        outcome: Outcome = yield from self.send(call)
+        if outcome.reply is None or not outcome.reply.ok:
+            return None  # a failed lookup must not block the trigger itself
+        return self.preset.parse_lookup(outcome.reply, key)
+
+    def _adopt(self, key: str) -> Flow:
+        call = self.preset.adopt_call(key)
+        if call is None:
+            return None
+        outcome: Outcome = yield from self.send(call)
+        if outcome.reply is None or not outcome.reply.ok:
+            return None
+        status = self.preset.parse_status(outcome.reply)
+        ref = self.preset.parse_trigger(outcome.reply)
+        return ref if ref is not None else RunRef(key, None, status.state)
+
+    def _active(self) -> Flow:
+        call = self.preset.active_call()
+        if call is None:
+            return []
+        outcome: Outcome = yield from self.send(call)
+        if outcome.reply is None or not outcome.reply.ok:
+            what = outcome.error or f"HTTP {outcome.reply.status_code if outcome.reply else '?'}"
+            raise PresetError(f"could not list active runs for overlap={self.spec.overlap!r}: {what}")
+        return self.preset.parse_active(outcome.reply)
+
+    # -- poll / wait / cancel ------------------------------------------------------------------
+    def poll(self, run_id: str) -> Flow:
+        """One status check: a RunStatus, or an Outcome when the check itself failed."""
+        yield from self.resolve_all()
+        outcome: Outcome = yield from self.send(self.preset.status_call(run_id))
+        reply = outcome.reply
+        if reply is None or not reply.ok:
+            return outcome
+        try:
+            return self.preset.parse_status(reply)
+        except PresetError as exc:
+            return RunStatus(RunState.UNKNOWN, None, str(exc))
+
+    def wait(self, run_id: str, run_url: str | None, *, poll_interval: float | None = None,
+             timeout: float | None = None, end_time: float | None = None,
+             cancel_on_timeout: bool | None = None) -> Flow:
+        spec, st = self.spec, self.state
+        interval = poll_interval or spec.wait.poll_interval_seconds
+        if end_time is None:
+            end_time = st.wall() + (timeout if timeout is not None else spec.wait.timeout_seconds)
+        cancel = spec.wait.cancel_on_timeout if cancel_on_timeout is None else cancel_on_timeout
+        started = st.monotonic()
+        polls = 0
+        errors = 0
+        run_url = run_url or self.preset.run_url(run_id)
+
+        def done(state: RunState, message: str, raw: Any = None) -> RunResult:
+            return RunResult(job=spec.name, state=state, run_id=run_id, run_url=run_url,
+                             message=st.redactor.text(message), polls=polls,
+                             duration_ms=(st.monotonic() - started) * 1000, raw_status=raw,
+                             target=self.preset.name)
+
+        while True:
+            if not self.preset.supports_wait:
+                return done(RunState.UNKNOWN, f"job {spec.name!r}: target {self.preset.name!r} "
+                            "cannot report run state; set wait.status_url")
+            got = yield from self.poll(run_id)
+            polls += 1
+            if isinstance(got, RunStatus):
+                errors = 0
+                run_url = got.run_url or run_url
+                st.emit("poll", spec.name, f"run {run_id}: {got.state.value} ({got.raw})",
+                        state=got.state.value, poll=polls)
+                if got.state is RunState.UNKNOWN:
+                    return done(RunState.UNKNOWN, f"job {spec.name!r}, run {run_id}: {got.message}",
+                                got.raw)
+                if got.state.terminal:
+                    return done(got.state, f"job {spec.name!r}: run {run_id} ended "
+                                f"{got.state.value} ({got.message})", got.raw)
+                delay = interval
+            else:
+                reply = got.reply
+                what = got.error or f"HTTP {reply.status_code if reply else '?'}"
+                transient = reply is None or reply.status_code in (408, 425, 429) or reply.status_code >= 500
+                if not transient:
+                    hint = " (is the run id right?)" if reply is not None and reply.status_code == 404 else ""
+                    return done(RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
+                                f"{run_id} failed: {what}{hint}")
+                errors += 1
+                st.emit("poll_error", spec.name, f"status check failed ({what}); "
+                        f"{errors} in a row", errors=errors)
+                if errors >= spec.wait.max_consecutive_poll_errors:
+                    return done(RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
+                                f"{run_id} failed {errors} times in a row, last: {what}")
+                delay = poll_error_delay(interval, errors)
+                ra = parse_retry_after(reply.headers.get("retry-after"), st.now()) if reply else None
+                if ra is not None:
+                    delay = max(delay, min(ra, spec.retry_policy.max_retry_after_seconds))
+            remaining = end_time - st.wall()
+            if remaining <= 0:
+                message = f"job {spec.name!r}: run {run_id} still going after the wait's deadline"
+                if cancel:
+                    cancelled = yield from self.cancel(run_id)
+                    message += "; cancel requested" if cancelled else "; cancel failed"
+                return done(RunState.TIMEOUT, message)
+            yield Sleep(min(delay, remaining))
+
+    def cancel(self, run_id: str) -> Flow:
+        call = self.preset.cancel_call(run_id)
+        if call is None:
+            self.state.emit("cancel", self.spec.name, f"target {self.preset.name!r} cannot cancel runs")
+            return False
+        yield from self.resolve_all()
+        outcome: Outcome = yield from self.send(call)
+        ok = outcome.reply is not None and outcome.reply.ok
+        self.state.emit("cancel", self.spec.name, f"cancel of run {run_id}: "
+                        f"{'requested' if ok else outcome.error or outcome.reply.status_code if outcome.reply else '?'}")
+        return ok
+
+
+class _AuthError(Exception):
+    pass
+
+
+def _env(name: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+
+
+def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
+            context: Mapping[str, Any] | None, render: bool) -> tuple[JobSpec, datetime, str | None]:
+    """Validate the context, render templates: (rendered spec, scheduled time, skip reason)."""
+    now = state.now()
+    scheduled = scheduled or now
+    if scheduled.tzinfo is None:
+        raise SpecError(f"job {spec.name!r}: scheduled_time {scheduled.isoformat()} has no time "
+                        "zone; pass an aware datetime")
+    rendered = render_spec(spec, template_context(spec, scheduled, context)) if render else spec
+    skip = None
+    if spec.ttl_seconds is not None:
+        late = (now - scheduled).total_seconds()
+        if late > spec.ttl_seconds:
+            skip = (f"ttl: fired {late:.0f}s after its scheduled time "
+                    f"{scheduled.isoformat()}, more than ttl_seconds={spec.ttl_seconds:g}")
+    return rendered, scheduled, skip

@@ -1,0 +1,369 @@
+"""The job spec: pydantic models for one TrigRun job. Defaults live here and only here."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+DEFAULT_RETRY_STATUSES = (429, 500, 502, 503, 504)
+# 4xx that mean "try again later" and so may be listed in retry_on_statuses.
+RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Schedule(_Model):
+    """When a job fires. ``cron`` for ``kind: cron``, ``at`` for ``kind: once``."""
+
+    cron: str | None = Field(None, examples=["0 1 * * *"],
+                             description="Five-field cron expression, evaluated in `timezone`.")
+    timezone: str = Field("UTC", examples=["America/New_York"],
+                          description="IANA time zone the cron expression is read in.")
+    at: datetime | None = Field(None, description="For `kind: once`: the single fire time "
+                                "(ISO 8601; a naive time is read in `timezone`).")
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = " ".join(v.split())
+        if len(v.split()) != 5 or not croniter.is_valid(v):
+            raise ValueError(
+                f"{v!r} is not a valid 5-field cron expression "
+                "(minute hour day-of-month month day-of-week), e.g. '0 1 * * *'"
+            )
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
+            ) from None
+        return v
+
+    @property
+    def tzinfo(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+
+class RequestSpec(_Model):
+    """The HTTP request that triggers the job (the seed's ``request`` object)."""
+
+    url: str = Field(description="Absolute http(s) URL. May hold templates and `secret://` references.")
+    method: HttpMethod = "POST"
+    headers: dict[str, str] = Field(default_factory=dict,
+                                    description="Header values may be `secret://name` references.")
+    body: Any = Field(None, description="JSON body (object or list), or a string sent as is.")
+    timeout_seconds: float = Field(30.0, gt=0, le=3600,
+                                   description="Per-attempt limit for the whole exchange.")
+    follow_redirects: bool = Field(False, description="Follow 3xx. Credentials are never sent to another origin.")
+    verify: bool | str = Field(True, description="TLS verification; a path names a CA bundle.")
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper(cls, v: Any) -> Any:
+        return v.upper() if isinstance(v, str) else v
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "{{" in v:  # a template; checked again once rendered
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"{v!r} is not an absolute http(s) URL, e.g. 'https://host/path'")
+        return v
+
+
+class RetryPolicy(_Model):
+    """How the trigger request is retried. The delay formula is in docs/retries.md."""
+
+    max_attempts: int = Field(3, ge=1, le=50, description="Attempts in all, the first included.")
+    retry_on_statuses: list[int] = Field(default_factory=lambda: list(DEFAULT_RETRY_STATUSES))
+    retry_on_network_errors: bool = True
+    initial_backoff_seconds: float = Field(1.0, ge=0)
+    max_backoff_seconds: float = Field(60.0, ge=0)
+    backoff_multiplier: float = Field(2.0, ge=1)
+    jitter: float = Field(0.1, ge=0, le=1, description="Fraction of the delay drawn at random and taken off.")
+    respect_retry_after: bool = True
+    max_retry_after_seconds: float = Field(300.0, ge=0, description="Cap on a server's Retry-After.")
+    max_elapsed_seconds: float | None = Field(600.0, gt=0, description="No retry starts after this long.")
+
+    @field_validator("retry_on_statuses")
+    @classmethod
+    def _statuses(cls, v: list[int]) -> list[int]:
+        for code in v:
+            if not 100 <= code <= 599:
+                raise ValueError(f"{code} is not an HTTP status code")
+            if 400 <= code < 500 and code not in RETRYABLE_4XX:
+                raise ValueError(
+                    f"{code} is a client error that will fail again the same way; trigrun "
+                    f"retries only {sorted(RETRYABLE_4XX)} among 4xx. Remove {code}."
+                )
+        return sorted(set(v))
+
+
+class WaitSpec(_Model):
+    """Polling the downstream run until it ends."""
+
+    enabled: bool | None = Field(None, description="Wait for the run. Default: yes when the "
+                                 "target can report a run's state.")
+    poll_interval_seconds: float = Field(30.0, gt=0)
+    timeout_seconds: float = Field(86400.0, gt=0, description="The wait's own deadline.")
+    cancel_on_timeout: bool = True
+    max_consecutive_poll_errors: int = Field(5, ge=1, description="Transient poll failures in a row before giving up.")
+    # Webhook preset: how to find and read the run.
+    status_url: str | None = Field(None, description="Webhook: status URL, `{run_id}` is replaced.")
+    run_id_path: str | None = Field(None, description="Webhook: dotted path of the run id in the trigger response.")
+    status_path: str | None = Field(None, description="Webhook: dotted path of the status in the status response.")
+    run_url_path: str | None = None
+    cancel_url: str | None = Field(None, description="Webhook: POSTed to cancel; `{run_id}` is replaced.")
+    success_values: list[str] = Field(default_factory=lambda: ["success", "succeeded", "completed", "complete", "done"])
+    failure_values: list[str] = Field(default_factory=lambda: ["failed", "failure", "error", "errored"])
+    cancelled_values: list[str] = Field(default_factory=lambda: ["cancelled", "canceled", "aborted"])
+    running_values: list[str] = Field(default_factory=lambda: ["queued", "pending", "scheduled", "running", "started", "in_progress", "starting"])
+
+
+class IdempotencySpec(_Model):
+    enabled: bool = True
+    key: str | None = Field(None, description="Template for the key; default: derived from job name and scheduled time.")
+
+
+# --- auth ---------------------------------------------------------------------------------
+
+
+class BearerAuth(_Model):
+    type: Literal["bearer"]
+    token: str
+
+
+class BasicAuth(_Model):
+    type: Literal["basic"]
+    username: str
+    password: str
+
+
+class HeaderAuth(_Model):
+    type: Literal["header"]
+    name: str
+    value: str
+
+
+class AirflowPasswordAuth(_Model):
+    """Airflow 3: POST ``/auth/token`` for a JWT, cached until expiry, refreshed once on 401."""
+
+    type: Literal["airflow_password"]
+    username: str
+    password: str
+    token_url: str | None = Field(None, description="Default: `{base_url}/auth/token`.")
+
+
+Auth = Annotated[
+    BearerAuth | BasicAuth | HeaderAuth | AirflowPasswordAuth, Field(discriminator="type")
+]
+
+# --- short-form targets -------------------------------------------------------------------
+
+
+class AirflowTarget(_Model):
+    type: Literal["airflow"]
+    base_url: str
+    dag_id: str
+    conf: dict[str, Any] = Field(default_factory=dict)
+    api_version: Literal["auto", "v1", "v2"] = "auto"
+    logical_date: str | None = Field(None, description="Default: null on v2, omitted on v1.")
+    note: str | None = None
+
+
+class DbtCloudTarget(_Model):
+    type: Literal["dbt_cloud"]
+    base_url: str = "https://cloud.getdbt.com"
+    account_id: int | str
+    job_id: int | str
+    cause: str = "Triggered by trigrun"
+    steps_override: list[str] | None = None
+
+
+class PrefectTarget(_Model):
+    type: Literal["prefect"]
+    base_url: str = Field(description="The API root, e.g. http://127.0.0.1:4200/api")
+    deployment_id: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    ui_url: str | None = None
+
+
+class DagsterTarget(_Model):
+    type: Literal["dagster"]
+    base_url: str = Field(description="The webserver root; GraphQL is at `{base_url}/graphql`.")
+    job_name: str
+    repository_location_name: str | None = None
+    repository_name: str = "__repository__"
+    run_config: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+
+
+class WebhookTarget(_Model):
+    type: Literal["webhook"]
+
+
+Target = Annotated[
+    AirflowTarget | DbtCloudTarget | PrefectTarget | DagsterTarget | WebhookTarget,
+    Field(discriminator="type"),
+]
+TargetName = Literal["auto", "airflow", "dbt_cloud", "prefect", "dagster", "webhook"]
+
+_AIRFLOW_URL = re.compile(r"^(?P<base>.*?)/api/(?P<ver>v1|v2)/dags/(?P<dag>[^/]+)/dagRuns/?$")
+_DBT_URL = re.compile(r"^(?P<base>.*?)/api/v2/accounts/(?P<acct>[^/]+)/jobs/(?P<job>[^/]+)/run/?$")
+_PREFECT_URL = re.compile(r"^(?P<base>.*?)/deployments/(?P<dep>[^/]+)/create_flow_run/?$")
+_DAGSTER_URL = re.compile(r"^(?P<base>.*?)/graphql/?$")
+
+
+def detect_target(url: str) -> str:
+    """Which preset a raw request URL belongs to (``webhook`` when none)."""
+    path_url = url.split("?", 1)[0]
+    for name, rx in (("airflow", _AIRFLOW_URL), ("dbt_cloud", _DBT_URL),
+                     ("prefect", _PREFECT_URL), ("dagster", _DAGSTER_URL)):
+        if rx.match(path_url):
+            return name
+    return "webhook"
+
+
+def target_from_url(name: str, url: str, body: Any) -> Any:
+    """Build the short-form target a raw request stands for."""
+    path_url = url.split("?", 1)[0]
+    if name == "airflow" and (m := _AIRFLOW_URL.match(path_url)):
+        conf = body.get("conf", {}) if isinstance(body, dict) else {}
+        return AirflowTarget(type="airflow", base_url=m["base"], dag_id=m["dag"], conf=conf,
+                             api_version=m["ver"])  # type: ignore[arg-type]
+    if name == "dbt_cloud" and (m := _DBT_URL.match(path_url)):
+        return DbtCloudTarget(type="dbt_cloud", base_url=m["base"], account_id=m["acct"],
+                              job_id=m["job"])
+    if name == "prefect" and (m := _PREFECT_URL.match(path_url)):
+        return PrefectTarget(type="prefect", base_url=m["base"], deployment_id=m["dep"])
+    if name == "dagster" and (m := _DAGSTER_URL.match(path_url)):
+        return DagsterTarget(type="dagster", base_url=m["base"], job_name="")
+    return None
+
+
+class JobSpec(_Model):
+    """One job in the TrigRun job-spec format. The seed's JSON is valid input, verbatim."""
+
+    name: str = Field(min_length=1, max_length=250, examples=["Nightly ETL - production to warehouse"])
+    kind: Literal["cron", "once", "manual"] | None = Field(
+        None, description="Default: `cron` when schedule.cron is set, `once` with schedule.at, else `manual`.")
+    description: str | None = None
+    enabled: bool = True
+    schedule: Schedule | None = None
+    request: RequestSpec | None = Field(None, description="The raw trigger request. "
+                                        "Either this or a short-form `target`.")
+    target: TargetName | Target = Field("auto", description="Which preset interprets the "
+                                              "request, or a short-form target.")
+    auth: Auth | None = None
+    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
+    wait: WaitSpec = Field(default_factory=WaitSpec)
+    idempotency: IdempotencySpec = Field(default_factory=IdempotencySpec)
+    ttl_seconds: float | None = Field(None, gt=0, description="Skip a fire more than this late.")
+    overlap: Literal["allow", "skip", "reuse"] = "allow"
+    params: dict[str, Any] = Field(default_factory=dict, description="Values for `{{ params.x }}`.")
+    tags: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    max_response_bytes: int = Field(65536, ge=256, description="Response bytes kept in results and logs.")
+
+    @model_validator(mode="after")
+    def _check(self) -> JobSpec:
+        kind = self.effective_kind
+        if kind == "cron" and (self.schedule is None or self.schedule.cron is None):
+            raise ValueError("kind 'cron' needs schedule.cron, e.g. {\"schedule\": {\"cron\": \"0 1 * * *\"}}")
+        if kind == "once" and (self.schedule is None or self.schedule.at is None):
+            raise ValueError("kind 'once' needs schedule.at, an ISO 8601 time")
+        short = not isinstance(self.target, str)
+        if self.request is None and not short:
+            raise ValueError("give either `request` (url, method, headers, body) or a short-form "
+                             "`target` such as {\"type\": \"airflow\", \"base_url\": ..., \"dag_id\": ...}")
+        if self.request is not None and short and self.target.type != "webhook":  # type: ignore[union-attr]
+            raise ValueError("give `request` or a short-form `target`, not both; with a raw "
+                             "request name the preset as a string, e.g. \"target\": \"airflow\"")
+        if isinstance(self.target, str) and self.target not in ("auto", "webhook") and self.request:
+            if target_from_url(self.target, self.request.url, self.request.body) is None:
+                raise ValueError(f"target {self.target!r} does not match request.url "
+                                 f"{self.request.url!r}; use target 'webhook' or fix the URL")
+        tname = self.target_name
+        if tname == "webhook":
+            w = self.wait
+            if self.wait.enabled and not w.status_url:
+                raise ValueError("wait.enabled on a webhook target needs wait.status_url "
+                                 "(with {run_id}) and wait.run_id_path / wait.status_path")
+            if w.status_url and not (w.status_path and ("{run_id}" not in w.status_url or w.run_id_path)):
+                raise ValueError("wait.status_url needs wait.status_path, and wait.run_id_path "
+                                 "when the URL holds {run_id}")
+            if self.overlap != "allow":
+                raise ValueError("overlap 'skip'/'reuse' needs a target that can list active "
+                                 "runs (airflow, dbt_cloud, prefect, dagster); webhook cannot")
+        if isinstance(self.auth, AirflowPasswordAuth) and tname != "airflow" and not self.auth.token_url:
+            raise ValueError("auth type 'airflow_password' needs an airflow target or auth.token_url")
+        if tname == "dagster" and isinstance(self.target, DagsterTarget) is False and self.request:
+            body = self.request.body
+            if not (isinstance(body, dict) and "query" in body):
+                raise ValueError("a raw Dagster request needs a GraphQL body with 'query'; or use "
+                                 "the short form {\"type\": \"dagster\", \"job_name\": ...}")
+        return self
+
+    @property
+    def effective_kind(self) -> str:
+        if self.kind is not None:
+            return self.kind
+        if self.schedule is not None and self.schedule.cron:
+            return "cron"
+        if self.schedule is not None and self.schedule.at:
+            return "once"
+        return "manual"
+
+    @property
+    def target_name(self) -> str:
+        if not isinstance(self.target, str):
+            return self.target.type
+        if self.target == "auto":
+            assert self.request is not None
+            return detect_target(self.request.url)
+        return self.target
+
+    def resolved_target(self) -> Any:
+        """The short-form target this spec stands for (parsed from the URL for raw requests)."""
+        if not isinstance(self.target, str):
+            return self.target
+        assert self.request is not None
+        name = self.target_name
+        if name == "webhook":
+            return WebhookTarget(type="webhook")
+        return target_from_url(name, self.request.url, self.request.body)
+
+    @property
+    def waits(self) -> bool:
+        """Whether a fire of this job is followed by a wait, unless the caller says otherwise."""
+        if self.wait.enabled is not None:
+            return self.wait.enabled
+        if self.target_name == "webhook":
+            return self.wait.status_url is not None
+        return True
+
+    @property
+    def slug(self) -> str:
+        """A name safe for Airflow dag ids, Dagster job names and env vars."""
+        s = re.sub(r"[^A-Za-z0-9]+", "_", self.name).strip("_").lower()
+        return s or "job"

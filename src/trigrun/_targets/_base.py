@@ -1,0 +1,165 @@
+"""What every target preset is: pure functions that build requests and read replies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._models import JobSpec
+from .._results import RunState
+
+JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+@dataclass(frozen=True)
+class HttpCall:
+    """A request to send. Strings may still hold ``secret://`` references; the engine resolves
+    them and applies the job's auth just before sending."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+    content: str | None = None
+    purpose: str = "trigger"
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status_code: int
+    headers: Mapping[str, str]  # lower-cased names
+    body: bytes
+    truncated: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        """The parsed JSON body, or None when the body is not JSON."""
+        try:
+            return json.loads(self.body) if self.body else None
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status_code < 300
+
+
+@dataclass(frozen=True)
+class RunRef:
+    run_id: str
+    run_url: str | None = None
+    state: RunState | None = None
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    state: RunState
+    raw: Any
+    message: str = ""
+    run_url: str | None = None
+
+
+class PresetError(Exception):
+    """A reply the preset cannot accept (e.g. a GraphQL error). Never retried."""
+
+
+def dig(obj: Any, path: str) -> Any:
+    """``dig({"a": {"b": [1, 2]}}, "a.b.1") == 2``; None when the path is missing."""
+    cur = obj
+    for part in path.split("."):
+        if isinstance(cur, Mapping):
+            cur = cur.get(part)
+        elif isinstance(cur, list) and part.lstrip("-").isdigit():
+            idx = int(part)
+            cur = cur[idx] if -len(cur) <= idx < len(cur) else None
+        else:
+            return None
+        if cur is None:
+            return None
+    return cur
+
+
+class Preset:
+    """Base class: a preset is built for one (already rendered) spec.
+
+    Subclasses override what their target supports. ``None`` from a ``*_call`` method means
+    "not supported by this target".
+    """
+
+    name = "base"
+
+    def __init__(self, spec: JobSpec) -> None:
+        self.spec = spec
+        self.target = spec.resolved_target()
+
+    # -- helpers ---------------------------------------------------------------------------
+    def base_headers(self) -> dict[str, str]:
+        """Headers for follow-up calls: the raw request's (auth included), minus its body type."""
+        if self.spec.request is None:
+            return {"Accept": "application/json"}
+        return {k: v for k, v in self.spec.request.headers.items()
+                if k.lower() not in ("content-type", "content-length", "idempotency-key")}
+
+    def raw_trigger_call(self, body: Any = None, extra_headers: Mapping[str, str] | None = None) -> HttpCall:
+        req = self.spec.request
+        assert req is not None
+        headers = dict(req.headers)
+        if extra_headers:
+            headers.update(extra_headers)
+        body = req.body if body is None else body
+        if isinstance(body, str):
+            return HttpCall(req.method, req.url, headers, content=body)
+        if body is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+        return HttpCall(req.method, req.url, headers, json=body)
+
+    # -- the contract ----------------------------------------------------------------------
+    @property
+    def supports_wait(self) -> bool:
+        return True
+
+    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+        raise NotImplementedError
+
+    def parse_trigger(self, reply: HttpReply) -> RunRef | None:
+        raise NotImplementedError
+
+    def is_conflict(self, reply: HttpReply) -> bool:
+        """The target refused because this fire already happened (adopt, do not retry)."""
+        return False
+
+    def adopt_call(self, key: str) -> HttpCall | None:
+        return None
+
+    def lookup_call(self, key: str) -> HttpCall | None:
+        return None
+
+    def parse_lookup(self, reply: HttpReply, key: str) -> RunRef | None:
+        return None
+
+    def status_call(self, run_id: str) -> HttpCall:
+        raise NotImplementedError
+
+    def parse_status(self, reply: HttpReply) -> RunStatus:
+        raise NotImplementedError
+
+    def cancel_call(self, run_id: str) -> HttpCall | None:
+        return None
+
+    def active_call(self) -> HttpCall | None:
+        return None
+
+    def parse_active(self, reply: HttpReply) -> list[RunRef]:
+        return []
+
+    def run_url(self, run_id: str) -> str | None:
+        return None
+
+    def auth_base_url(self) -> str | None:
+        """Where ``/auth/token`` lives, for the ``airflow_password`` auth."""
+        return None

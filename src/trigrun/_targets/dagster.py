@@ -1,0 +1,172 @@
+"""Dagster's GraphQL API: ``launchRun`` with an idempotency tag looked up first,
+``runOrError`` for status, ``terminateRun`` to cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._models import DagsterTarget
+from .._results import RunState
+from ._base import JSON_HEADERS, HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, dig
+
+KEY_TAG = "trigrun/idempotency_key"
+STATES = {
+    "QUEUED": RunState.QUEUED,
+    "NOT_STARTED": RunState.QUEUED,
+    "MANAGED": RunState.RUNNING,
+    "STARTING": RunState.RUNNING,
+    "STARTED": RunState.RUNNING,
+    "CANCELING": RunState.RUNNING,
+    "SUCCESS": RunState.SUCCESS,
+    "FAILURE": RunState.FAILED,
+    "CANCELED": RunState.CANCELLED,
+}
+ACTIVE = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
+
+LAUNCH = """mutation TrigrunLaunch($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId status } }
+    ... on PythonError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+    ... on Error { message }
+  }
+}"""
+RUNS = """query TrigrunRuns($filter: RunsFilter!) {
+  runsOrError(filter: $filter, limit: 20) {
+    __typename
+    ... on Runs { results { runId status } }
+    ... on Error { message }
+  }
+}"""
+STATUS = """query TrigrunStatus($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { runId status }
+    ... on Error { message }
+  }
+}"""
+TERMINATE = """mutation TrigrunTerminate($runId: String!) {
+  terminateRun(runId: $runId) {
+    __typename
+    ... on TerminateRunSuccess { run { runId } }
+    ... on Error { message }
+  }
+}"""
+
+
+class DagsterPreset(Preset):
+    name = "dagster"
+    target: DagsterTarget
+
+    @property
+    def base(self) -> str:
+        return self.target.base_url.rstrip("/")
+
+    def _gql(self, query: str, variables: dict[str, Any], purpose: str) -> HttpCall:
+        url = self.spec.request.url if self.spec.request is not None else f"{self.base}/graphql"
+        return HttpCall("POST", url, {**JSON_HEADERS, **self.base_headers()},
+                        json={"query": query, "variables": variables}, purpose=purpose)
+
+    @staticmethod
+    def _data(reply: HttpReply, field: str) -> Any:
+        data = reply.json()
+        if not isinstance(data, dict):
+            raise PresetError("the Dagster GraphQL reply is not JSON")
+        if data.get("errors"):
+            msgs = "; ".join(str(e.get("message")) for e in data["errors"])
+            raise PresetError(f"Dagster GraphQL error: {msgs}")
+        node = dig(data, f"data.{field}")
+        if not isinstance(node, dict):
+            raise PresetError(f"the Dagster GraphQL reply has no data.{field}")
+        return node
+
+    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+        if self.spec.request is not None:
+            body = self.spec.request.body
+            assert isinstance(body, dict)
+            if key:
+                body = _with_tag(body, key)
+            return self.raw_trigger_call(body=body)
+        t = self.target
+        tags = [{"key": k, "value": v} for k, v in t.tags.items()]
+        if key:
+            tags.append({"key": KEY_TAG, "value": key})
+        selector: dict[str, Any] = {"repositoryName": t.repository_name, "jobName": t.job_name}
+        if t.repository_location_name:
+            selector["repositoryLocationName"] = t.repository_location_name
+        params = {"selector": selector, "runConfigData": t.run_config,
+                  "executionMetadata": {"tags": tags}}
+        return self._gql(LAUNCH, {"executionParams": params}, "trigger")
+
+    def parse_trigger(self, reply: HttpReply) -> RunRef | None:
+        node = self._data(reply, "launchRun")
+        if node.get("__typename") != "LaunchRunSuccess":
+            errs = "; ".join(str(e.get("message")) for e in node.get("errors") or [])
+            raise PresetError(f"Dagster refused the launch: {node.get('__typename')}: "
+                              f"{node.get('message') or errs}")
+        run_id = str(dig(node, "run.runId"))
+        return RunRef(run_id, self.run_url(run_id), STATES.get(str(dig(node, "run.status"))))
+
+    def lookup_call(self, key: str) -> HttpCall | None:
+        return self._gql(RUNS, {"filter": {"tags": [{"key": KEY_TAG, "value": key}]}}, "lookup")
+
+    def parse_lookup(self, reply: HttpReply, key: str) -> RunRef | None:
+        try:
+            node = self._data(reply, "runsOrError")
+        except PresetError:
+            return None
+        for run in node.get("results") or []:
+            rid = str(run["runId"])
+            return RunRef(rid, self.run_url(rid), STATES.get(str(run.get("status"))))
+        return None
+
+    def status_call(self, run_id: str) -> HttpCall:
+        return self._gql(STATUS, {"runId": run_id}, "status")
+
+    def parse_status(self, reply: HttpReply) -> RunStatus:
+        node = self._data(reply, "runOrError")
+        if node.get("__typename") != "Run":
+            return RunStatus(RunState.UNKNOWN, node.get("__typename"),
+                             f"Dagster: {node.get('__typename')}: {node.get('message')}")
+        raw = node.get("status")
+        state = STATES.get(str(raw))
+        if state is None:
+            return RunStatus(RunState.UNKNOWN, raw, f"unknown Dagster run status {raw!r}")
+        return RunStatus(state, raw, f"Dagster run status {raw}")
+
+    def cancel_call(self, run_id: str) -> HttpCall | None:
+        return self._gql(TERMINATE, {"runId": run_id}, "cancel")
+
+    def active_call(self) -> HttpCall | None:
+        job = self.target.job_name or self._raw_job_name()
+        return self._gql(RUNS, {"filter": {"pipelineName": job, "statuses": ACTIVE}}, "active")
+
+    def parse_active(self, reply: HttpReply) -> list[RunRef]:
+        node = self._data(reply, "runsOrError")
+        return [RunRef(str(r["runId"]), self.run_url(str(r["runId"])), STATES.get(str(r.get("status"))))
+                for r in node.get("results") or []]
+
+    def _raw_job_name(self) -> str:
+        body = self.spec.request.body if self.spec.request is not None else None
+        name = dig(body, "variables.executionParams.selector.jobName") or \
+            dig(body, "variables.executionParams.selector.pipelineName")
+        if not name:
+            raise PresetError("overlap needs the job name: use the short form with job_name")
+        return str(name)
+
+    def run_url(self, run_id: str) -> str | None:
+        return f"{self.base}/runs/{run_id}"
+
+
+def _with_tag(body: dict[str, Any], key: str) -> dict[str, Any]:
+    """Add the idempotency tag to a raw launchRun body's executionMetadata, when it has one."""
+    variables = body.get("variables")
+    params = variables.get("executionParams") if isinstance(variables, dict) else None
+    if not isinstance(params, dict):
+        return body
+    meta = dict(params.get("executionMetadata") or {})
+    tags = [t for t in meta.get("tags") or [] if t.get("key") != KEY_TAG]
+    tags.append({"key": KEY_TAG, "value": key})
+    meta["tags"] = tags
+    return {**body, "variables": {**variables, "executionParams": {**params, "executionMetadata": meta}}}

@@ -1,0 +1,93 @@
+"""Prefect's REST API: create a flow run from a deployment with an ``idempotency_key``."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+from .._models import PrefectTarget
+from .._results import RunState
+from ._base import JSON_HEADERS, HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus
+
+STATES = {
+    "SCHEDULED": RunState.QUEUED,
+    "PENDING": RunState.QUEUED,
+    "PAUSED": RunState.RUNNING,
+    "RUNNING": RunState.RUNNING,
+    "CANCELLING": RunState.RUNNING,
+    "COMPLETED": RunState.SUCCESS,
+    "FAILED": RunState.FAILED,
+    "CRASHED": RunState.FAILED,
+    "CANCELLED": RunState.CANCELLED,
+}
+ACTIVE = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"]
+
+
+class PrefectPreset(Preset):
+    name = "prefect"
+    target: PrefectTarget
+
+    @property
+    def base(self) -> str:
+        return self.target.base_url.rstrip("/")
+
+    def _headers(self) -> dict[str, str]:
+        return {**JSON_HEADERS, **self.base_headers()}
+
+    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+        body: dict[str, Any]
+        if self.spec.request is not None and isinstance(self.spec.request.body, dict):
+            body = dict(self.spec.request.body)
+        else:
+            body = {"parameters": dict(self.target.parameters)}
+        if key and "idempotency_key" not in body:
+            body["idempotency_key"] = key
+        if self.spec.request is not None:
+            return self.raw_trigger_call(body=body)
+        url = f"{self.base}/deployments/{quote(self.target.deployment_id, safe='')}/create_flow_run"
+        return HttpCall("POST", url, self._headers(), json=body)
+
+    def _ref(self, run: Any) -> RunRef:
+        if not isinstance(run, dict) or not run.get("id"):
+            raise PresetError("the Prefect response has no flow run id")
+        state = (run.get("state") or {}).get("type")
+        return RunRef(str(run["id"]), self.run_url(str(run["id"])), STATES.get(str(state)))
+
+    def parse_trigger(self, reply: HttpReply) -> RunRef | None:
+        return self._ref(reply.json())
+
+    def status_call(self, run_id: str) -> HttpCall:
+        return HttpCall("GET", f"{self.base}/flow_runs/{quote(run_id, safe='')}", self._headers(),
+                        purpose="status")
+
+    def parse_status(self, reply: HttpReply) -> RunStatus:
+        data = reply.json()
+        st = (data.get("state") or {}) if isinstance(data, dict) else {}
+        raw = st.get("type")
+        state = STATES.get(str(raw))
+        if state is None:
+            return RunStatus(RunState.UNKNOWN, raw, f"unknown Prefect state type {raw!r}")
+        msg = str(st.get("name") or raw)
+        if st.get("message"):
+            msg += f": {st['message']}"
+        return RunStatus(state, raw, msg)
+
+    def cancel_call(self, run_id: str) -> HttpCall | None:
+        body = {"state": {"type": "CANCELLING", "name": "Cancelling",
+                          "message": "cancelled by trigrun"}, "force": True}
+        return HttpCall("POST", f"{self.base}/flow_runs/{quote(run_id, safe='')}/set_state",
+                        self._headers(), json=body, purpose="cancel")
+
+    def active_call(self) -> HttpCall | None:
+        body = {"deployments": {"id": {"any_": [self.target.deployment_id]}},
+                "flow_runs": {"state": {"type": {"any_": ACTIVE}}}, "limit": 20}
+        return HttpCall("POST", f"{self.base}/flow_runs/filter", self._headers(), json=body,
+                        purpose="active")
+
+    def parse_active(self, reply: HttpReply) -> list[RunRef]:
+        data = reply.json()
+        return [self._ref(r) for r in data] if isinstance(data, list) else []
+
+    def run_url(self, run_id: str) -> str | None:
+        ui = self.target.ui_url or self.base.removesuffix("/api")
+        return f"{ui.rstrip('/')}/runs/flow-run/{run_id}"

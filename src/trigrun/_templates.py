@@ -1,0 +1,80 @@
+"""Rendering ``{{ ... }}`` templates in a spec, sandboxed, before any secret is substituted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from ._exceptions import SpecError
+from ._loader import format_validation_error
+from ._models import JobSpec
+
+_ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+_RENDERED_FIELDS = ("request", "target", "idempotency")
+
+
+def template_context(spec: JobSpec, scheduled: datetime, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    extra = dict(extra or {})
+    params = {**spec.params, **extra.pop("params", {})}
+    ctx: dict[str, Any] = {
+        "scheduled_time": scheduled.isoformat(),
+        "logical_date": scheduled.isoformat(),
+        "ds": scheduled.strftime("%Y-%m-%d"),
+        "ds_nodash": scheduled.strftime("%Y%m%d"),
+        "ts": scheduled.isoformat(),
+        "job": {"name": spec.name, "slug": spec.slug},
+        "params": params,
+    }
+    ctx.update(extra)
+    return ctx
+
+
+def _has_template(s: str) -> bool:
+    return "{{" in s or "{%" in s
+
+
+def _render(obj: Any, ctx: Mapping[str, Any], path: str, problems: list[str], job: str) -> Any:
+    if isinstance(obj, str):
+        if not _has_template(obj):
+            return obj
+        try:
+            return _ENV.from_string(obj).render(ctx)
+        except TemplateError as exc:
+            problems.append(f"job {job!r}, field {path}: template error: {exc}")
+            return obj
+    if isinstance(obj, dict):
+        return {k: _render(v, ctx, f"{path}.{k}", problems, job) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_render(v, ctx, f"{path}[{i}]", problems, job) for i, v in enumerate(obj)]
+    return obj
+
+
+def needs_render(spec: JobSpec) -> bool:
+    data = spec.model_dump(mode="json", include=set(_RENDERED_FIELDS))
+    return "{{" in str(data) or "{%" in str(data)
+
+
+def render_spec(spec: JobSpec, ctx: Mapping[str, Any]) -> JobSpec:
+    """The spec with templates in url, headers, body, target fields and idempotency key rendered."""
+    if not needs_render(spec):
+        return spec
+    data = spec.model_dump(mode="json", exclude_unset=True)
+    problems: list[str] = []
+    for name in _RENDERED_FIELDS:
+        if name in data:
+            data[name] = _render(data[name], ctx, name, problems, spec.name)
+    if problems:
+        raise SpecError("\n".join(problems), problems=problems)
+    try:
+        return JobSpec.model_validate(data)
+    except Exception as exc:
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            lines = format_validation_error(exc, job=spec.name, source="after rendering templates")
+            raise SpecError("\n".join(lines), problems=lines) from None
+        raise
