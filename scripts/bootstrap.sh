@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Create .venv and install trigrun with every extra, pinned by constraints.txt.
+# Re-runs the install only when pyproject.toml or constraints.txt changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "bootstrap: creating .venv with $($PY --version 2>&1)" >&2
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.trigrun-installed
+want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+echo "bootstrap: installing trigrun[airflow,dagster,dev] (pinned by constraints.txt)" >&2
+if [ ! -x .venv/bin/uv ]; then
+  .venv/bin/python -m pip install --quiet "uv==$(sed -n 's/^uv==//p' constraints.txt)"
+fi
+.venv/bin/uv pip install --quiet --python .venv/bin/python -c constraints.txt -e ".[airflow,dagster,dev]"
+echo "$want" > "$stamp"
