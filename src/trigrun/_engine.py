@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
@@ -39,6 +42,43 @@ def _describe(exc: httpx.HTTPError, timeout: float) -> str:
 def _reply(resp: httpx.Response, body: bytes, truncated: bool) -> HttpReply:
     return HttpReply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()}, body,
                      truncated)
+
+
+class _Watchdog:
+    """Cuts a sync response off at its deadline.
+
+    httpx's read timeout applies to each read, so a body that trickles in (or stalls after
+    late headers) could take several times ``timeout_seconds``. At the deadline this shuts the
+    socket down, which wakes the blocked read at once. (The async engine uses ``wait_for``.)
+    """
+
+    def __init__(self, resp: httpx.Response, deadline: float) -> None:
+        self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        stream = resp.extensions.get("network_stream")
+        self._sock: socket.socket | None = (
+            stream.get_extra_info("socket") if stream is not None else None)
+        if self._sock is not None:
+            self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), self._cut)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _cut(self) -> None:
+        with self._lock:
+            if self._done:  # the body was read in time; the socket may be back in the pool
+                return
+            self.fired = True
+            if self._sock is not None:
+                with contextlib.suppress(OSError):
+                    self._sock.shutdown(socket.SHUT_RDWR)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 class _Base:
@@ -135,10 +175,12 @@ class Engine(_Base):
         client = self._client(a.verify)
         t0 = time.monotonic()
         deadline = t0 + a.timeout
+        watchdog: _Watchdog | None = None
         try:
             req = client.build_request(a.method, a.url, headers=dict(a.headers), content=a.content,
                                        timeout=httpx.Timeout(a.timeout))
             resp = client.send(req, stream=True)
+            watchdog = _Watchdog(resp, deadline)
             try:
                 chunks: list[bytes] = []
                 size = 0
@@ -152,11 +194,15 @@ class Engine(_Base):
                     if time.monotonic() > deadline:
                         raise httpx.ReadTimeout("body too slow", request=req)
             finally:
+                watchdog.cancel()
                 resp.close()
             body = b"".join(chunks)[: a.max_bytes]
             return Outcome(_reply(resp, body, truncated), None, (time.monotonic() - t0) * 1000)
         except httpx.HTTPError as exc:
-            return Outcome(None, _describe(exc, a.timeout), (time.monotonic() - t0) * 1000)
+            err: httpx.HTTPError = exc
+            if watchdog is not None and watchdog.fired:  # the cut shows up as a broken read
+                err = httpx.ReadTimeout("the response took longer than the timeout")
+            return Outcome(None, _describe(err, a.timeout), (time.monotonic() - t0) * 1000)
 
     def _run(self, flow: Flow) -> Any:
         value: Any = None

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
-from typing import Any, Union
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._exceptions import SecretNotFound, SpecError
@@ -55,9 +55,10 @@ class Outcome:
     reply: HttpReply | None
     error: str | None
     duration_ms: float
+    note: str | None = None  # why a redirect was not followed
 
 
-Action = Union[Send, Sleep, Resolve]
+Action = Send | Sleep | Resolve
 Flow = Generator[Action, Any, Any]
 
 
@@ -73,8 +74,8 @@ class Event:
 
 @dataclass
 class _Token:
-    value: str
-    expires_at: float
+    value: str = field(repr=False)  # a bearer credential: never in a repr
+    expires_at: float = 0.0
 
 
 @dataclass
@@ -161,7 +162,9 @@ class JobFlows:
         auth = self.spec.auth
         if auth is None:
             return {}
-        s = lambda v: substitute(v, self.secrets)  # noqa: E731
+        def s(value: str) -> str:
+            return str(substitute(value, self.secrets))
+
         if isinstance(auth, BearerAuth):
             return {"Authorization": f"Bearer {s(auth.token)}"}
         if isinstance(auth, BasicAuth):
@@ -232,7 +235,9 @@ class JobFlows:
         secret_headers = {k for k, v in call.headers.items() if "secret://" in v}
         if extra_headers:
             secret_headers |= set(extra_headers)
-        limit = max(self.state.read_limit, self.spec.max_response_bytes)
+        body_has_secret = "secret://" in json.dumps(call.json) or "secret://" in (call.content or "")
+        # Read past the cap, so a secret straddling it is whole when redacted (see ``keep``).
+        limit = max(self.state.read_limit, self.spec.max_response_bytes + 4096)
         for _hop in range(10):
             outcome: Outcome = yield Send(call.method, url, headers, content, timeout, verify, limit)
             reply = outcome.reply
@@ -244,13 +249,20 @@ class JobFlows:
             from urllib.parse import urljoin
 
             new_url = urljoin(url, reply.headers["location"])
+            keeps_body = reply.status_code != 303 and content is not None
             if _origin(new_url) != _origin(url):
+                if keeps_body and body_has_secret:
+                    return replace(outcome, note=(
+                        f"the redirect to another origin ({self._safe_url(new_url)}) was not "
+                        "followed: the request body holds secrets"))
                 # Never forward credentials to another origin.
                 headers = {k: v for k, v in headers.items()
-                           if k not in secret_headers and k.lower() not in ("authorization", "cookie")}
+                           if k not in secret_headers
+                           and k.lower() not in ("authorization", "cookie", "proxy-authorization")}
             if reply.status_code == 303:
                 call = replace(call, method="GET")
                 content = None
+                headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
             url = new_url
         return outcome
 
@@ -271,14 +283,16 @@ class JobFlows:
             return None, False
         cap = self.spec.max_response_bytes
         truncated = reply.truncated or len(reply.body) > cap
+        red = self.state.redactor
         if not truncated:
             data = reply.json()
             if data is None:
                 data = reply.text
-        else:
-            data = reply.body[:cap].decode("utf-8", errors="ignore") + \
-                f"... [truncated: kept {cap} bytes]"
-        return self.state.redactor.obj(data), truncated
+            return red.obj(data), False
+        # Redact before cutting: a secret across the cut would otherwise leave its first half.
+        text = red.text(reply.body.decode("utf-8", errors="ignore"))
+        kept = text.encode()[:cap].decode("utf-8", errors="ignore")
+        return kept + f"... [truncated: kept {cap} bytes]", True
 
     # -- fire ----------------------------------------------------------------------------------
     def fire(self, scheduled: datetime, started: float) -> Flow:
@@ -330,8 +344,19 @@ class JobFlows:
                         status_code=reply.status_code if reply else None)
                 if reply is not None and reply.ok:
                     ref = preset.parse_trigger(reply)
+                    if key is not None and preset.is_replay(reply):
+                        st.emit("adopt", spec.name, "the target replayed an earlier answer "
+                                "for this idempotency key")
+                        return result(True, reply, ref, adopted=True, reason="idempotency: "
+                                      "the target replayed its answer to an earlier request")
                     return result(True, reply, ref)
                 if reply is not None and key is not None and preset.is_conflict(reply):
+                    if preset.adopt_call(key) is None:
+                        ref = preset.parse_conflict(reply)
+                        st.emit("adopt", spec.name, f"HTTP {reply.status_code}: this fire was "
+                                "already received" + (f" (run {ref.run_id})" if ref else ""))
+                        return result(True, reply, ref, adopted=True, reason="idempotency: the "
+                                      "target already received this fire")
                     found = yield from self._adopt(key)
                     if found is not None:
                         st.emit("adopt", spec.name, f"409: adopting run {found.run_id}")
@@ -347,6 +372,8 @@ class JobFlows:
                 if delay is None:
                     err = (f"job {spec.name!r}: trigger request to {self._safe_url(call.url)} "
                            f"failed: {what}; {why}")
+                    if reply is not None and 300 <= reply.status_code < 400:
+                        err += "; " + _redirect_hint(spec, reply, outcome.note, self._safe_url)
                     return result(False, reply, error=st.redactor.text(err))
                 st.emit("retry", spec.name, f"retrying in {delay:.1f}s after {what}",
                         delay_seconds=delay)
@@ -408,9 +435,13 @@ class JobFlows:
         if reply is None or not reply.ok:
             return outcome
         try:
-            return self.preset.parse_status(reply)
+            status = self.preset.parse_status(reply)
         except PresetError as exc:
-            return RunStatus(RunState.UNKNOWN, None, str(exc))
+            status = RunStatus(RunState.UNKNOWN, None, str(exc))
+        # The raw status ends up in RunResult, metadata and logs: a server may echo a secret.
+        red = self.state.redactor
+        return replace(status, raw=red.obj(status.raw), message=red.text(status.message),
+                       run_url=red.text(status.run_url) if status.run_url else None)
 
     def wait(self, run_id: str, run_url: str | None, *, poll_interval: float | None = None,
              timeout: float | None = None, end_time: float | None = None,
@@ -491,6 +522,19 @@ class JobFlows:
 
 class _AuthError(Exception):
     pass
+
+
+def _redirect_hint(spec: JobSpec, reply: HttpReply, note: str | None,
+                   safe: Callable[[str], str]) -> str:
+    if note:
+        return note
+    location = reply.headers.get("location")
+    if not location:
+        return "the redirect has no Location header"
+    if spec.request is not None and spec.request.follow_redirects:
+        return "too many redirects"
+    return (f"the redirect to {safe(location)} was not followed; set request.follow_redirects: "
+            "true to follow redirects (credentials are never sent to another origin)")
 
 
 def _env(name: str) -> str:

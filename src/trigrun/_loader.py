@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,19 @@ _FIX_HINTS = {
     "extra_forbidden": "remove it or check its spelling against docs/spec-reference.md",
     "literal_error": "use one of the allowed values",
     "union_tag_invalid": "use one of the allowed `type` values",
+    "union_tag_not_found": "add `type`, e.g. \"type\": \"airflow\"",
+    "greater_than": "use a larger number",
+    "greater_than_equal": "use a larger number",
+    "less_than": "use a smaller number",
+    "less_than_equal": "use a smaller number",
+    "string_too_short": "give a non-empty value",
+    "string_too_long": "shorten it",
 }
+# Errors with no specific hint still get one: every message must say how to fix it.
+_DEFAULT_HINT = "fix the value; docs/spec-reference.md lists each field's type"
+
+
+_FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_]+(?:\.[a-z_]+)*): (?P<msg>.*)$", re.DOTALL)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -50,11 +63,22 @@ def format_validation_error(exc: ValidationError, *, job: str, source: str | Non
                  if any(str(p).startswith("tagged-union[") for p in e["loc"])}
     for err in errors:
         field = _loc(tuple(err["loc"]))
-        # A dict given for a "name or object" field: the "not one of the names" branch is noise.
-        if err["type"] == "literal_error" and any(f.startswith(field + ".") for f in in_unions):
+        # A "name or object" field (target): only the branch matching the input's shape speaks.
+        # A dict makes the "not one of the names" error noise; a string, the "not an object" one.
+        in_union = any(str(p).startswith("tagged-union[") for p in err["loc"])
+        if (err["type"] == "literal_error" and isinstance(err.get("input"), Mapping)
+                and any(f == field or f.startswith(field + ".") for f in in_unions)):
+            continue
+        if (in_union and err["type"] == "model_attributes_type"
+                and isinstance(err.get("input"), str)):
             continue
         msg = err["msg"].removeprefix("Value error, ")
+        # Whole-job checks cannot set a location; they start their message with the field.
+        if field == "(job)" and (m := _FIELD_PREFIX.match(msg)):
+            field, msg = m["field"], m["msg"]
         hint = _FIX_HINTS.get(err["type"])
+        if hint is None and err["type"] != "value_error":  # our own messages say how already
+            hint = _DEFAULT_HINT
         line = f"{where}job {job!r}, field {field}: {msg}"
         if hint and hint not in msg:
             line += f" ({hint})"
@@ -97,17 +121,18 @@ def parse_jobs(data: Any, *, source: str | None = None) -> list[JobSpec]:
     problems: list[str] = []
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
+        # Checked on the raw item, so a duplicate is reported even when the job is also invalid.
+        name = item.name if isinstance(item, JobSpec) else (
+            item.get("name") if isinstance(item, Mapping) else None)
+        if isinstance(name, str) and name in seen:
+            problems.append(f"{where}job {name!r}, field name: duplicate of job "
+                            f"#{seen[name] + 1}; job names must be unique in a file, rename one")
+        elif isinstance(name, str):
+            seen[name] = i
         try:
-            spec = validate_job(item, source=source, index=i)
+            specs.append(validate_job(item, source=source, index=i))
         except SpecError as exc:
             problems.extend(exc.problems)
-            continue
-        if spec.name in seen:
-            problems.append(f"{where}job {spec.name!r}, field name: duplicate of job "
-                            f"#{seen[spec.name] + 1}; job names must be unique in a file")
-        else:
-            seen[spec.name] = i
-        specs.append(spec)
     if problems:
         raise SpecError("\n".join(problems), problems=problems)
     return specs

@@ -289,38 +289,39 @@ class JobSpec(_Model):
     def _check(self) -> JobSpec:
         kind = self.effective_kind
         if kind == "cron" and (self.schedule is None or self.schedule.cron is None):
-            raise ValueError("kind 'cron' needs schedule.cron, e.g. {\"schedule\": {\"cron\": \"0 1 * * *\"}}")
+            raise ValueError("schedule.cron: kind 'cron' needs schedule.cron, e.g. {\"schedule\": {\"cron\": \"0 1 * * *\"}}")
         if kind == "once" and (self.schedule is None or self.schedule.at is None):
-            raise ValueError("kind 'once' needs schedule.at, an ISO 8601 time")
+            raise ValueError("schedule.at: kind 'once' needs schedule.at, an ISO 8601 time")
         short = not isinstance(self.target, str)
         if self.request is None and not short:
-            raise ValueError("give either `request` (url, method, headers, body) or a short-form "
+            raise ValueError("request: give either `request` (url, method, headers, body) or a short-form "
                              "`target` such as {\"type\": \"airflow\", \"base_url\": ..., \"dag_id\": ...}")
         if self.request is not None and short and self.target.type != "webhook":  # type: ignore[union-attr]
-            raise ValueError("give `request` or a short-form `target`, not both; with a raw "
+            raise ValueError("target: give `request` or a short-form `target`, not both; with a raw "
                              "request name the preset as a string, e.g. \"target\": \"airflow\"")
-        if isinstance(self.target, str) and self.target not in ("auto", "webhook") and self.request:
-            if target_from_url(self.target, self.request.url, self.request.body) is None:
-                raise ValueError(f"target {self.target!r} does not match request.url "
-                                 f"{self.request.url!r}; use target 'webhook' or fix the URL")
+        if (isinstance(self.target, str) and self.target not in ("auto", "webhook")
+                and self.request
+                and target_from_url(self.target, self.request.url, self.request.body) is None):
+            raise ValueError(f"target: target {self.target!r} does not match request.url "
+                             f"{self.request.url!r}; use target 'webhook' or fix the URL")
         tname = self.target_name
         if tname == "webhook":
             w = self.wait
             if self.wait.enabled and not w.status_url:
-                raise ValueError("wait.enabled on a webhook target needs wait.status_url "
+                raise ValueError("wait.status_url: wait.enabled on a webhook target needs wait.status_url "
                                  "(with {run_id}) and wait.run_id_path / wait.status_path")
             if w.status_url and not (w.status_path and ("{run_id}" not in w.status_url or w.run_id_path)):
-                raise ValueError("wait.status_url needs wait.status_path, and wait.run_id_path "
+                raise ValueError("wait.status_path: wait.status_url needs wait.status_path, and wait.run_id_path "
                                  "when the URL holds {run_id}")
             if self.overlap != "allow":
-                raise ValueError("overlap 'skip'/'reuse' needs a target that can list active "
+                raise ValueError("overlap: overlap 'skip'/'reuse' needs a target that can list active "
                                  "runs (airflow, dbt_cloud, prefect, dagster); webhook cannot")
         if isinstance(self.auth, AirflowPasswordAuth) and tname != "airflow" and not self.auth.token_url:
-            raise ValueError("auth type 'airflow_password' needs an airflow target or auth.token_url")
+            raise ValueError("auth.token_url: auth type 'airflow_password' needs an airflow target or auth.token_url")
         if tname == "dagster" and isinstance(self.target, DagsterTarget) is False and self.request:
             body = self.request.body
             if not (isinstance(body, dict) and "query" in body):
-                raise ValueError("a raw Dagster request needs a GraphQL body with 'query'; or use "
+                raise ValueError("request.body: a raw Dagster request needs a GraphQL body with 'query'; or use "
                                  "the short form {\"type\": \"dagster\", \"job_name\": ...}")
         return self
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
+import logging
 import os
 import re
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Union
+from typing import Any
+from urllib.parse import quote, quote_plus
+
+import httpx
 
 SECRET_RE = re.compile(r"secret://([A-Za-z0-9][A-Za-z0-9_.\-/]*)")
 REDACTED = "***"
@@ -14,9 +21,9 @@ REDACTED = "***"
 # value is no secret anyway. Documented in docs/secrets.md.
 MIN_REDACT_LEN = 3
 
-SyncResolver = Union[Mapping[str, str], Callable[[str], str | None]]
-AnyResolver = Union[SyncResolver, Callable[[str], Awaitable[str | None]]]
-SecretsArg = Union[AnyResolver, Iterable[AnyResolver], None]
+SyncResolver = Mapping[str, str] | Callable[[str], str | None]
+AnyResolver = SyncResolver | Callable[[str], Awaitable[str | None]]
+SecretsArg = AnyResolver | Iterable[AnyResolver] | None
 
 
 class EnvSecrets:
@@ -110,18 +117,33 @@ async def resolve_async(resolvers: list[AnyResolver], name: str) -> str | None:
     return None
 
 
+def _variants(value: str) -> set[str]:
+    """The forms a value takes on the wire and in logs: as is, URL-encoded (ours and httpx's),
+    JSON-escaped, and as Python shows bytes. A server echoing the request uses any of them."""
+    out = {value, quote(value, safe=""), quote_plus(value, safe=""),
+           json.dumps(value)[1:-1], repr(value.encode())[2:-1]}
+    with contextlib.suppress(Exception):  # not every value fits in a URL
+        out.add(httpx.URL("http://h/?" + value).query.decode("ascii"))
+        out.add(httpx.URL("http://h/" + value).raw_path.decode("ascii")[1:])
+    return {v for v in out if len(v) >= MIN_REDACT_LEN}
+
+
 class Redactor:
     """Knows every secret value seen so far and removes them from text and objects."""
 
     def __init__(self) -> None:
         self._values: set[str] = set()
+        self._forms: set[str] = set()
         self._pattern: re.Pattern[str] | None = None
+        _LIVE.add(self)
+        _install_log_filter()
 
     def add(self, value: str) -> None:
         if len(value) >= MIN_REDACT_LEN and value not in self._values:
             self._values.add(value)
+            self._forms |= _variants(value)
             # Longest first, so a secret that contains another is removed whole.
-            alts = sorted(self._values, key=len, reverse=True)
+            alts = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in alts))
 
     def __contains__(self, value: str) -> bool:
@@ -144,4 +166,40 @@ class Redactor:
         return o
 
 
-SecretLookup = Callable[[str], str | None | Awaitable[str | None]]
+# Every live redactor, so the log filter knows every secret any engine resolved.
+_LIVE: weakref.WeakSet[Redactor] = weakref.WeakSet()
+# httpx logs each request's full URL (a query may hold a secret) at INFO; httpcore logs response
+# headers (a server may echo one) at DEBUG. Filters on a logger do not see records of its
+# children, so each logger that emits is named.
+LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+           "httpcore.proxy", "httpcore.socks", "trigrun")
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactors = list(_LIVE)
+        if not redactors:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is logging's problem, not ours
+            return True
+        clean = message
+        for redactor in redactors:
+            clean = redactor.text(clean)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def _install_log_filter() -> None:
+    for name in LOGGERS:
+        log = logging.getLogger(name)
+        if _FILTER not in log.filters:
+            log.addFilter(_FILTER)
+
+
+SecretLookup = Callable[[str], str | Awaitable[str | None] | None]

@@ -12,6 +12,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ._exceptions import SpecError
 from ._loader import format_validation_error
 from ._models import JobSpec
+from ._secrets import find_references
 
 _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 _RENDERED_FIELDS = ("request", "target", "idempotency")
@@ -37,19 +38,33 @@ def _has_template(s: str) -> bool:
     return "{{" in s or "{%" in s
 
 
-def _render(obj: Any, ctx: Mapping[str, Any], path: str, problems: list[str], job: str) -> Any:
+def _render(obj: Any, ctx: Mapping[str, Any], path: str, problems: list[str], job: str,
+            allowed: frozenset[str]) -> Any:
     if isinstance(obj, str):
         if not _has_template(obj):
             return obj
         try:
-            return _ENV.from_string(obj).render(ctx)
+            out = _ENV.from_string(obj).render(ctx)
         except TemplateError as exc:
             problems.append(f"job {job!r}, field {path}: template error: {exc}")
             return obj
+        # A value from the run's context (e.g. Airflow conf or Dagster config a user typed)
+        # must not be able to name a secret and have it sent. References count only when the
+        # spec's author wrote them: in this string (`secret://{{ params.env }}-token`) or in
+        # the spec's own params.
+        smuggled = set(find_references(out)) - set(find_references(obj)) - allowed
+        if smuggled and "secret://" not in obj:
+            names = ", ".join(f"secret://{n}" for n in sorted(smuggled))
+            problems.append(f"job {job!r}, field {path}: the rendered template holds {names}, "
+                            "which the spec does not name; values from params or context are "
+                            "never resolved as secrets, write the reference in the spec itself")
+            return obj
+        return out
     if isinstance(obj, dict):
-        return {k: _render(v, ctx, f"{path}.{k}", problems, job) for k, v in obj.items()}
+        return {k: _render(v, ctx, f"{path}.{k}", problems, job, allowed) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_render(v, ctx, f"{path}[{i}]", problems, job) for i, v in enumerate(obj)]
+        return [_render(v, ctx, f"{path}[{i}]", problems, job, allowed)
+                for i, v in enumerate(obj)]
     return obj
 
 
@@ -64,9 +79,10 @@ def render_spec(spec: JobSpec, ctx: Mapping[str, Any]) -> JobSpec:
         return spec
     data = spec.model_dump(mode="json", exclude_unset=True)
     problems: list[str] = []
+    allowed = frozenset(find_references(spec.params))
     for name in _RENDERED_FIELDS:
         if name in data:
-            data[name] = _render(data[name], ctx, name, problems, spec.name)
+            data[name] = _render(data[name], ctx, name, problems, spec.name, allowed)
     if problems:
         raise SpecError("\n".join(problems), problems=problems)
     try:

@@ -133,7 +133,17 @@ class Preset:
         """The target refused because this fire already happened (adopt, do not retry)."""
         return False
 
+    def is_replay(self, reply: HttpReply) -> bool:
+        """A 2xx that repeats the answer to an earlier request with the same idempotency key
+        (Stripe-style ``Idempotent-Replayed: true``): this fire already happened."""
+        return reply.headers.get("idempotent-replayed", "").strip().lower() == "true"
+
     def adopt_call(self, key: str) -> HttpCall | None:
+        """How to read the run a conflict refers to; None: the conflict reply is all we get."""
+        return None
+
+    def parse_conflict(self, reply: HttpReply) -> RunRef | None:
+        """The run named in a conflict reply, when ``adopt_call`` is None."""
         return None
 
     def lookup_call(self, key: str) -> HttpCall | None:

@@ -81,7 +81,10 @@ class AirflowPreset(Preset):
         return reply.status_code == 409
 
     def adopt_call(self, key: str) -> HttpCall | None:
-        return self.status_call(dag_run_id(key))
+        # The run the 409 is about: the dag_run_id the trigger sent (a raw body may set its own).
+        body = self.spec.request.body if self.spec.request is not None else None
+        given = body.get("dag_run_id") if isinstance(body, dict) else None
+        return self.status_call(str(given) if given else dag_run_id(key))
 
     def status_call(self, run_id: str) -> HttpCall:
         return HttpCall("GET", f"{self._runs_url()}/{quote(run_id, safe='')}", self._headers(),

@@ -162,7 +162,9 @@ class DagsterPreset(Preset):
 def _with_tag(body: dict[str, Any], key: str) -> dict[str, Any]:
     """Add the idempotency tag to a raw launchRun body's executionMetadata, when it has one."""
     variables = body.get("variables")
-    params = variables.get("executionParams") if isinstance(variables, dict) else None
+    if not isinstance(variables, dict):
+        return body
+    params = variables.get("executionParams")
     if not isinstance(params, dict):
         return body
     meta = dict(params.get("executionMetadata") or {})

@@ -87,9 +87,9 @@ class DbtCloudPreset(Preset):
         data = reply.json()
         run = data.get("data") if isinstance(data, dict) else None
         raw = run.get("status") if isinstance(run, dict) else None
-        state = STATUS.get(raw) if isinstance(raw, int) else None
-        if state is None:
+        if not isinstance(raw, int) or raw not in STATUS:
             return RunStatus(RunState.UNKNOWN, raw, f"unknown dbt Cloud run status {raw!r}")
+        state = STATUS[raw]
         msg = STATUS_NAMES[raw]
         if isinstance(run, dict) and run.get("status_message"):
             msg += f": {run['status_message']}"

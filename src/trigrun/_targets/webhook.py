@@ -36,6 +36,17 @@ class WebhookPreset(Preset):
         run_url = dig(reply.json(), w.run_url_path) if w.run_url_path else None
         return RunRef(str(run_id), str(run_url) if run_url else None)
 
+    def is_conflict(self, reply: HttpReply) -> bool:
+        # The Idempotency-Key draft (IETF httpapi): 409 means a request with this key was
+        # already received. Only asked when the key was sent.
+        return reply.status_code == 409
+
+    def parse_conflict(self, reply: HttpReply) -> RunRef | None:
+        try:
+            return self.parse_trigger(reply)
+        except PresetError:
+            return None
+
     def _url(self, template: str, run_id: str) -> str:
         return template.replace("{run_id}", quote(run_id, safe=""))
 

@@ -1,0 +1,318 @@
+"""Small stateful fakes of the targets' HTTP APIs, mounted on a ``LocalServer``.
+
+They implement just what trigrun's presets use, with the real APIs' idempotency behaviour:
+Airflow REST v2 (JWT from ``/auth/token``, 409 on a duplicate ``dag_run_id``), dbt Cloud v2
+(no idempotency: runs listed with their cause), Dagster GraphQL (runs found by tag) and a
+webhook that dedups on the ``Idempotency-Key`` header. Thread-safe: handlers run in the
+server's threads.
+
+``trigger_delay`` makes the trigger endpoint create the run and then answer late, as a server
+does when the client's timeout fires after the work was done.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .httpserver import LocalServer, Recorded, Reply
+
+__all__ = ["DedupWebhook", "FakeAirflow", "FakeDagster", "FakeDbtCloud", "make_jwt"]
+
+
+def make_jwt(exp: float, sub: str = "admin", nonce: int = 0) -> str:
+    def enc(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+    return f"{enc({'alg': 'HS512', 'typ': 'JWT'})}.{enc({'sub': sub, 'exp': int(exp), 'n': nonce})}.c2ln"
+
+
+@dataclass
+class _Run:
+    run_id: str
+    state: Any
+    body: Any = None
+    states: list[Any] = field(default_factory=list)  # served by successive status reads
+
+
+class FakeAirflow:
+    """Airflow 3's public REST API (``/api/v2``) for one or more DAGs.
+
+    ``states`` scripts what successive GETs of a run report (the last repeats).
+    With ``username``/``password`` set, every API call needs a Bearer JWT from ``/auth/token``;
+    ``revoke_tokens()`` makes the tokens issued so far answer 401.
+    """
+
+    def __init__(self, server: LocalServer, *, username: str | None = None,
+                 password: str | None = None, token_ttl: float = 3600.0,
+                 states: list[str] | None = None, trigger_delay: float = 0.0,
+                 clock: Any = time.time) -> None:
+        self.server = server
+        self.username, self.password = username, password
+        self.token_ttl = token_ttl
+        self.states = states or ["queued"]
+        self.trigger_delay = trigger_delay
+        self.clock = clock
+        self.runs: dict[tuple[str, str], _Run] = {}
+        self.valid_tokens: set[str] = set()
+        self.token_requests = 0
+        self.unauthorized = 0
+        self._nonce = itertools.count()
+        self._lock = threading.Lock()
+        base = "/api/v2/dags/{dag_id}/dagRuns"
+        server.on("POST", "/auth/token", self._token)
+        server.on("POST", base, self._trigger)
+        server.on("GET", base, self._list)
+        server.on("GET", base + "/{run_id}", self._get)
+        server.on("PATCH", base + "/{run_id}", self._patch)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+    def revoke_tokens(self) -> None:
+        with self._lock:
+            self.valid_tokens.clear()
+
+    def add_run(self, dag_id: str, run_id: str, state: str) -> None:
+        with self._lock:
+            self.runs[(dag_id, run_id)] = _Run(run_id, state, states=[state])
+
+    def _denied(self, req: Recorded) -> Reply | None:
+        if self.username is None:
+            return None
+        auth = req.headers.get("authorization", "")
+        if auth.startswith("Bearer ") and auth[7:] in self.valid_tokens:
+            return None
+        self.unauthorized += 1
+        return Reply(401, json={"detail": "Not authenticated"})
+
+    def _token(self, req: Recorded) -> Reply:
+        data = req.json() or {}
+        with self._lock:
+            self.token_requests += 1
+            if (data.get("username"), data.get("password")) != (self.username, self.password):
+                return Reply(401, json={"detail": "Invalid credentials"})
+            token = make_jwt(self.clock() + self.token_ttl, nonce=next(self._nonce))
+            self.valid_tokens.add(token)
+        return Reply(201, json={"access_token": token, "token_type": "bearer"})
+
+    def _run_json(self, dag_id: str, run: _Run) -> dict[str, Any]:
+        return {"dag_run_id": run.run_id, "dag_id": dag_id, "state": run.state,
+                "conf": (run.body or {}).get("conf", {}),
+                "logical_date": (run.body or {}).get("logical_date")}
+
+    def _trigger(self, req: Recorded) -> Reply:
+        with self._lock:
+            if (denied := self._denied(req)) is not None:
+                return denied
+            body = req.json() or {}
+            dag = req.params["dag_id"]
+            run_id = body.get("dag_run_id") or f"manual__{len(self.runs)}"
+            if (dag, run_id) in self.runs:
+                return Reply(409, json={"detail": f"DAG Run with id {run_id} already exists"})
+            run = _Run(run_id, self.states[0], body, list(self.states))
+            self.runs[(dag, run_id)] = run
+            payload = self._run_json(dag, run)
+        return Reply(200, json=payload, delay=self.trigger_delay)
+
+    def _get(self, req: Recorded) -> Reply:
+        with self._lock:
+            if (denied := self._denied(req)) is not None:
+                return denied
+            dag, rid = req.params["dag_id"], req.params["run_id"]
+            run = self.runs.get((dag, rid))
+            if run is None:
+                return Reply(404, json={"detail": f"DagRun {rid} not found"})
+            if run.states:
+                run.state = run.states.pop(0) if len(run.states) > 1 else run.states[0]
+            return Reply(200, json=self._run_json(dag, run))
+
+    def _list(self, req: Recorded) -> Reply:
+        with self._lock:
+            if (denied := self._denied(req)) is not None:
+                return denied
+            dag = req.params["dag_id"]
+            wanted = set(req.query.get("state", []))
+            runs = [self._run_json(d, r) for (d, _), r in self.runs.items()
+                    if d == dag and (not wanted or r.state in wanted)]
+        return Reply(200, json={"dag_runs": runs, "total_entries": len(runs)})
+
+    def _patch(self, req: Recorded) -> Reply:
+        with self._lock:
+            if (denied := self._denied(req)) is not None:
+                return denied
+            run = self.runs.get((req.params["dag_id"], req.params["run_id"]))
+            if run is None:
+                return Reply(404, json={"detail": "not found"})
+            run.state = (req.json() or {}).get("state", run.state)
+            run.states = [run.state]
+            return Reply(200, json=self._run_json(req.params["dag_id"], run))
+
+
+class FakeDbtCloud:
+    """dbt Cloud's v2 API for one account and job. No idempotency of its own."""
+
+    def __init__(self, server: LocalServer, *, account_id: int = 1, job_id: int = 42,
+                 trigger_delay: float = 0.0, statuses: list[int] | None = None) -> None:
+        self.server = server
+        self.account_id, self.job_id = account_id, job_id
+        self.trigger_delay = trigger_delay
+        self.statuses = statuses or [1]
+        self.runs: list[dict[str, Any]] = []
+        self._scripts: dict[int, list[int]] = {}
+        self._lock = threading.Lock()
+        acct = f"/api/v2/accounts/{account_id}"
+        server.on("POST", f"{acct}/jobs/{job_id}/run/", self._trigger)
+        server.on("GET", f"{acct}/runs/", self._list)
+        server.on("GET", f"{acct}/runs/{{run_id}}/", self._get)
+        server.on("POST", f"{acct}/runs/{{run_id}}/cancel/", self._cancel)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+    def _trigger(self, req: Recorded) -> Reply:
+        body = req.json() or {}
+        with self._lock:
+            run: dict[str, Any] = {"id": 1000 + len(self.runs), "job_definition_id": self.job_id,
+                   "status": self.statuses[0], "trigger": {"cause": body.get("cause")},
+                   "href": f"{self.server.url}/runs/{1000 + len(self.runs)}"}
+            self.runs.append(run)
+            self._scripts[run["id"]] = list(self.statuses)
+            payload = {"data": dict(run), "status": {"code": 200}}
+        return Reply(200, json=payload, delay=self.trigger_delay)
+
+    def _list(self, req: Recorded) -> Reply:
+        with self._lock:
+            runs = sorted(self.runs, key=lambda r: -r["id"])
+            if "status__in" in req.query:
+                wanted = set(json.loads(req.query["status__in"][0]))
+                runs = [r for r in runs if r["status"] in wanted]
+            return Reply(200, json={"data": runs})
+
+    def _find(self, run_id: str) -> dict[str, Any] | None:
+        return next((r for r in self.runs if str(r["id"]) == run_id), None)
+
+    def _get(self, req: Recorded) -> Reply:
+        with self._lock:
+            run = self._find(req.params["run_id"])
+            if run is None:
+                return Reply(404, json={"status": {"code": 404}})
+            script = self._scripts[run["id"]]
+            run["status"] = script.pop(0) if len(script) > 1 else script[0]
+            return Reply(200, json={"data": dict(run)})
+
+    def _cancel(self, req: Recorded) -> Reply:
+        with self._lock:
+            run = self._find(req.params["run_id"])
+            if run is None:
+                return Reply(404, json={"status": {"code": 404}})
+            run["status"] = 30
+            self._scripts[run["id"]] = [30]
+            return Reply(200, json={"data": dict(run)})
+
+
+class FakeDagster:
+    """Dagster's GraphQL API: ``launchRun``, ``runsOrError`` (by tag or status),
+    ``runOrError``, ``terminateRun``; told apart by the operation name trigrun sends."""
+
+    def __init__(self, server: LocalServer, *, trigger_delay: float = 0.0,
+                 statuses: list[str] | None = None) -> None:
+        self.server = server
+        self.trigger_delay = trigger_delay
+        self.statuses = statuses or ["QUEUED"]
+        self.runs: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        server.on("POST", "/graphql", self._graphql)
+
+    @property
+    def base_url(self) -> str:
+        return self.server.url
+
+    def _find(self, run_id: Any) -> dict[str, Any] | None:
+        return next((r for r in self.runs if r["runId"] == run_id), None)
+
+    def _graphql(self, req: Recorded) -> Reply:
+        body = req.json() or {}
+        query, variables = body.get("query", ""), body.get("variables") or {}
+        with self._lock:
+            if "launchRun" in query:
+                params = variables["executionParams"]
+                tags = {t["key"]: t["value"] for t in params["executionMetadata"]["tags"]}
+                run = {"runId": f"run-{len(self.runs) + 1}", "status": self.statuses[0],
+                       "jobName": params["selector"]["jobName"], "tags": tags,
+                       "script": list(self.statuses)}
+                self.runs.append(run)
+                data = {"launchRun": {"__typename": "LaunchRunSuccess",
+                                      "run": {"runId": run["runId"], "status": run["status"]}}}
+                return Reply(200, json={"data": data}, delay=self.trigger_delay)
+            if "runsOrError" in query:
+                flt = variables.get("filter") or {}
+                want_tags = {t["key"]: t["value"] for t in flt.get("tags") or []}
+                runs = [r for r in self.runs
+                        if all(r["tags"].get(k) == v for k, v in want_tags.items())
+                        and (not flt.get("statuses") or r["status"] in flt["statuses"])
+                        and (not flt.get("pipelineName") or r["jobName"] == flt["pipelineName"])]
+                results = [{"runId": r["runId"], "status": r["status"]} for r in runs]
+                return Reply(200, json={"data": {"runsOrError": {"__typename": "Runs",
+                                                                 "results": results}}})
+            if "runOrError" in query:
+                found = self._find(variables.get("runId"))
+                if found is None:
+                    node = {"__typename": "RunNotFoundError", "message": "run not found"}
+                else:
+                    script = found["script"]
+                    found["status"] = script.pop(0) if len(script) > 1 else script[0]
+                    node = {"__typename": "Run", "runId": found["runId"],
+                            "status": found["status"]}
+                return Reply(200, json={"data": {"runOrError": node}})
+            if "terminateRun" in query:
+                found = self._find(variables.get("runId"))
+                if found is not None:
+                    found["status"], found["script"] = "CANCELED", ["CANCELED"]
+                return Reply(200, json={"data": {"terminateRun": {
+                    "__typename": "TerminateRunSuccess", "run": {"runId": variables.get("runId")}}}})
+        return Reply(200, json={"errors": [{"message": f"unsupported query: {query[:60]}"}]})
+
+
+class DedupWebhook:
+    """A webhook that starts one run per ``Idempotency-Key``.
+
+    A repeated key gets ``409 Conflict`` (``mode="409"``, the IETF draft's answer) or the
+    first response again with ``Idempotent-Replayed: true`` (``mode="replay"``, Stripe's).
+    """
+
+    def __init__(self, server: LocalServer, path: str = "/hook", *, mode: str = "409",
+                 trigger_delay: float = 0.0) -> None:
+        self.server = server
+        self.path = path
+        self.mode = mode
+        self.trigger_delay = trigger_delay
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.started = 0
+        self._lock = threading.Lock()
+        server.on("POST", path, self._trigger)
+
+    @property
+    def url(self) -> str:
+        return self.server.url + self.path
+
+    def _trigger(self, req: Recorded) -> Reply:
+        key = req.headers.get("idempotency-key")
+        with self._lock:
+            if key and key in self.runs:
+                if self.mode == "409":
+                    return Reply(409, json={"error": "a request with this Idempotency-Key "
+                                            "was already received"})
+                return Reply(200, json=self.runs[key], headers={"Idempotent-Replayed": "true"})
+            self.started += 1
+            run = {"run_id": f"hook-run-{self.started}", "status": "queued"}
+            if key:
+                self.runs[key] = run
+        return Reply(200, json=run, delay=self.trigger_delay)
