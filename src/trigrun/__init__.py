@@ -13,6 +13,7 @@ from ._flow import Event, idempotency_key
 from ._loader import load_jobs, parse_jobs
 from ._models import JobSpec
 from ._results import Attempt, RunResult, RunState, TriggerResult
+from ._schedule import next_fire_times
 from ._secrets import EnvSecrets
 from ._targets import RunStatus
 
@@ -38,5 +39,6 @@ __all__ = [
     "__version__",
     "idempotency_key",
     "load_jobs",
+    "next_fire_times",
     "parse_jobs",
 ]
