@@ -212,7 +212,9 @@ class DagsterTarget(_Model):
     type: Literal["dagster"]
     base_url: str = Field(description="The webserver root; GraphQL is at `{base_url}/graphql`.")
     job_name: str
-    repository_location_name: str | None = None
+    repository_location_name: str = Field(
+        description="The code location holding the job (Dagster UI: Deployment > Code locations); "
+        "Dagster's launchRun requires it.", examples=["my_project"])
     repository_name: str = "__repository__"
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -257,7 +259,8 @@ def target_from_url(name: str, url: str, body: Any) -> Any:
     if name == "prefect" and (m := _PREFECT_URL.match(path_url)):
         return PrefectTarget(type="prefect", base_url=m["base"], deployment_id=m["dep"])
     if name == "dagster" and (m := _DAGSTER_URL.match(path_url)):
-        return DagsterTarget(type="dagster", base_url=m["base"], job_name="")
+        return DagsterTarget(type="dagster", base_url=m["base"], job_name="",
+                             repository_location_name="")
     return None
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import pendulum
 import pytest
 from airflow.timetables.base import DataInterval, TimeRestriction
@@ -22,7 +23,6 @@ from airflow.timetables.trigger import CronTriggerTimetable
 from croniter import croniter
 from dagster._utils.schedules import schedule_execution_time_iterator
 
-import dagster as dg
 from trigrun import JobSpec
 from trigrun._schedule import (
     annotate,

@@ -204,7 +204,8 @@ def test_timeout_then_lookup_adopts_dagster_run(server: LocalServer,
 def test_dagster_second_fire_adopts_by_tag(server: LocalServer,
                                            make_driver: Callable[..., Driver]) -> None:
     fake = FakeDagster(server)
-    job = spec({"target": {"type": "dagster", "base_url": server.url, "job_name": "etl"}})
+    job = spec({"target": {"type": "dagster", "base_url": server.url, "job_name": "etl",
+                      "repository_location_name": "loc"}})
     first, second = fire_twice(make_driver, job)
     assert len(fake.runs) == 1
     assert second.ok

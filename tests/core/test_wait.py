@@ -79,7 +79,8 @@ TARGETS = [
             RunState.SUCCESS: "COMPLETED", RunState.FAILED: "FAILED",
             RunState.CANCELLED: "CANCELLED", "unknown": "EXPLODED"}),
     Target("dagster",
-           {"target": {"type": "dagster", "base_url": "http://dagster.test", "job_name": "etl"}},
+           {"target": {"type": "dagster", "base_url": "http://dagster.test", "job_name": "etl",
+                      "repository_location_name": "loc"}},
            "r-1",
            ("POST", "http://dagster.test/graphql"),
            ("POST", "http://dagster.test/graphql"),
@@ -344,7 +345,8 @@ def test_fire_then_wait_over_a_real_socket(server: LocalServer, fake: str, engin
         target = {"type": "dbt_cloud", "base_url": server.url, "account_id": 1, "job_id": 42}
     else:
         FakeDagster(server, statuses=["QUEUED", "STARTED", "SUCCESS"])
-        target = {"type": "dagster", "base_url": server.url, "job_name": "etl"}
+        target = {"type": "dagster", "base_url": server.url, "job_name": "etl",
+                      "repository_location_name": "loc"}
     job = trigrun.JobSpec.model_validate({"name": "real wait", "target": target,
                                           "wait": {"poll_interval_seconds": 5}})
     with Driver(engine_kind, clock) as d:

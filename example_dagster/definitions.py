@@ -1,0 +1,39 @@
+"""The example code location. From the repository root:
+``dagster definitions validate -f example_dagster/definitions.py``, or
+``dagster dev -w example_dagster/workspace.yaml``.
+
+Three ways to declare trigrun jobs, merged into one ``Definitions``:
+
+- ``lesson.py``: the Dagster ETL course's daily schedule pattern (run config from
+  ``scheduled_execution_time``), built with ``build_trigrun_job`` / ``build_trigrun_schedule``,
+  plus the same written by hand around ``TrigRunResource.fire_and_wait``;
+- ``jobs.yaml``: the seed's multi-job pipeline (extract, transform, load, notify), built with
+  ``build_trigrun_definitions``;
+- ``defs/nightly_etl/defs.yaml``: a ``TrigRunComponent`` whose secrets are environment
+  variable names (shown as such in the UI), waiting through the completion sensor.
+
+Secrets are ``EnvVar``s: read inside runs only. Loading makes no network call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from example_dagster.lesson import lesson_defs
+from trigrun.dagster import TrigRunResource, build_trigrun_definitions
+
+HERE = Path(__file__).resolve().parent
+
+trigrun = TrigRunResource(secrets={
+    "airflow-password": dg.EnvVar("TRIGRUN_EXAMPLE_AIRFLOW_PASSWORD"),
+    "dbt-cloud-token": dg.EnvVar("TRIGRUN_EXAMPLE_DBT_CLOUD_TOKEN"),
+    "metabase-key": dg.EnvVar("TRIGRUN_EXAMPLE_METABASE_KEY"),
+})
+
+defs = dg.Definitions.merge(
+    lesson_defs(trigrun),
+    build_trigrun_definitions(HERE / "jobs.yaml", resource=trigrun),
+    dg.load_from_defs_folder(path_within_project=HERE),
+)

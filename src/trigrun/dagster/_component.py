@@ -1,0 +1,103 @@
+"""``TrigRunComponent``: trigrun jobs declared in a ``defs.yaml``.
+
+    type: trigrun.dagster.TrigRunComponent
+    attributes:
+      jobs_file: jobs.yaml          # next to defs.yaml; or `jobs:` inline
+      secrets:
+        airflow-api-key: AIRFLOW_API_KEY   # secret name -> environment variable NAME
+
+Secrets are given by variable name and become ``EnvVar(name)``: the UI shows the name, the
+value is read inside the run only. ``{{ env.X }}`` is refused there because it would put the
+resolved value into the resource config the UI shows. Job specs are passed to trigrun
+unresolved, so their ``{{ ds }}`` / ``{{ params.x }}`` templates render at fire time.
+"""
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import dagster as dg
+from pydantic import Field
+
+from .._exceptions import SpecError
+from .._loader import load_jobs, parse_jobs
+from ._factories import build_trigrun_definitions
+from ._resource import RESOURCE_KEY, TrigRunResource
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _raw_jobs(context: dg.ResolutionContext, value: Any) -> Any:
+    # Passed through untouched: Dagster must not render trigrun's own {{ ds }} templates.
+    return value
+
+
+def _env_var_names(context: dg.ResolutionContext, value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("secrets: expected a mapping of secret name to environment variable "
+                         "name")
+    out: dict[str, str] = {}
+    for name, var in value.items():
+        # The value is never echoed: it may be a pasted secret.
+        if not isinstance(var, str) or not _ENV_NAME.match(var):
+            raise ValueError(
+                f"secrets.{name}: give the NAME of an environment variable (letters, digits, "
+                "_; e.g. AIRFLOW_PASSWORD). Not a value, and not a template such as "
+                "'{{ env.X }}', which would show the secret in the Dagster UI.")
+        out[str(name)] = var
+    return out
+
+
+class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
+    """trigrun jobs from a jobs file or inline specs: a job per spec, a schedule per cron job,
+    the ``TrigRunResource`` (secrets as ``EnvVar``s) and, with ``wait_in: sensor``, the
+    completion sensor."""
+
+    jobs_file: str | None = Field(
+        default=None, description="Jobs file (YAML or JSON), relative to this defs.yaml.")
+    jobs: Annotated[
+        list[dict[str, Any]] | None,
+        dg.Resolver(_raw_jobs, model_field_type=list[dict[str, Any]],
+                    inject_before_resolve=False,
+                    description="Job specs inline, in the trigrun job-spec format."),
+    ] = None
+    secrets: Annotated[
+        dict[str, str],
+        dg.Resolver(_env_var_names, model_field_type=dict[str, str],
+                    inject_before_resolve=False,
+                    description="secret name (secret://name) -> environment variable NAME."),
+    ] = Field(default_factory=dict)
+    resource_key: str = Field(default=RESOURCE_KEY, description="Resource key of the "
+                              "TrigRunResource (change it when two components share a location).")
+    wait_in: Literal["op", "sensor"] = Field(
+        default="op", description="'op': the op waits for the downstream run; 'sensor': the op "
+        "only fires and the completion sensor waits.")
+    schedules_running: bool = Field(default=False, description="Start the schedules running.")
+    env_secrets_prefix: str = Field(default="TRIGRUN_SECRET_", description="Also resolve "
+                                    "secret://name from PREFIX + NAME; empty turns it off.")
+    verify: bool = True
+    ca_bundle: str | None = None
+    sensor_name: str | None = Field(default=None, description="Default: "
+                                    "<resource_key>_completion_sensor.")
+
+    def _specs(self, base: Path) -> list[Any]:
+        if (self.jobs_file is None) == (self.jobs is None):
+            raise SpecError("TrigRunComponent: give exactly one of jobs_file or jobs")
+        if self.jobs_file is not None:
+            return load_jobs(base / self.jobs_file)
+        return parse_jobs(self.jobs, source=str(base / "defs.yaml"))
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        base = context.path if context.path.is_dir() else context.path.parent
+        specs = self._specs(base)
+        resource = TrigRunResource(
+            secrets={name: dg.EnvVar(var) for name, var in self.secrets.items()},
+            env_secrets_prefix=self.env_secrets_prefix, verify=self.verify,
+            ca_bundle=self.ca_bundle)
+        return build_trigrun_definitions(
+            specs, resource=resource, resource_key=self.resource_key, wait_in=self.wait_in,
+            default_status=(dg.DefaultScheduleStatus.RUNNING if self.schedules_running
+                            else dg.DefaultScheduleStatus.STOPPED),
+            sensor_name=self.sensor_name or f"{self.resource_key}_completion_sensor")

@@ -1,0 +1,259 @@
+"""Jobs, schedules and whole ``Definitions`` built from job specs, with no network call."""
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from pydantic import Field
+
+from .._exceptions import SpecError
+from .._loader import load_jobs
+from .._models import JobSpec
+from ._metadata import PHASE, TRACK, asset_key_for, run_metadata, trigger_metadata
+from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
+from ._sensor import build_trigrun_sensor
+
+WaitIn = Literal["op", "sensor"]
+OP_TAG = "trigrun/op"
+JOB_TAG = "trigrun/job"
+RUN_ID_TAG = "trigrun/run_id"
+SCHEDULED_TAG = "trigrun/scheduled_time"
+# Set by Dagster on runs a schedule launched (dagster._core.storage.tags).
+_DAGSTER_SCHEDULED_TAG = ".dagster/scheduled_execution_time"
+_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
+           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
+           dg.DagsterRunStatus.CANCELING]
+
+
+class TrigRunConfig(dg.Config):
+    """Run config of a trigrun op. Schedules fill ``scheduled_time``; manual runs may leave it."""
+
+    scheduled_time: str | None = Field(
+        default=None,
+        description="ISO 8601 time with offset this fire stands for: templates ({{ ds }}) and "
+                    "the idempotency key come from it. Default: the schedule's tick, else the "
+                    "creation time of the (root) Dagster run, so op retries and re-executions "
+                    "reuse one downstream run.")
+    params: dict[str, Any] = Field(default={}, description="Values for {{ params.x }}, over "
+                                   "the job's own params.")
+    wait: bool | None = Field(default=None, description="Wait for the downstream run "
+                              "(default: as the job spec says).")
+
+
+def op_name_for(job_name: str) -> str:
+    """The name of the one op in a trigrun job (run config goes to ops.<this>.config)."""
+    return f"{job_name}__fire"
+
+
+def _tz(spec: JobSpec) -> ZoneInfo:
+    return spec.schedule.tzinfo if spec.schedule is not None else ZoneInfo("UTC")
+
+
+def _parse_time(value: str, spec: JobSpec, where: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise SpecError(f"job {spec.name!r}: {where} {value!r} is not an ISO 8601 time, e.g. "
+                        "'2026-03-08T06:00:00-05:00'") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_tz(spec))
+
+
+def _scheduled_time(context: dg.OpExecutionContext, configured: str | None,
+                    spec: JobSpec) -> datetime:
+    if configured:
+        return _parse_time(configured, spec, f"run config ops.{context.op.name}.config."
+                                             "scheduled_time")
+    run = context.dagster_run
+    tagged = run.tags.get(_DAGSTER_SCHEDULED_TAG) or run.tags.get(SCHEDULED_TAG)
+    if tagged:  # Dagster's tag is in UTC; {{ ds }} is the date in the schedule's zone
+        return _parse_time(tagged, spec, "the run's scheduled time tag").astimezone(_tz(spec))
+    # A manual run: its (root) run's creation time is fixed across op retries and
+    # re-executions, so the idempotency key, and thus the downstream run, stays the same.
+    record = context.instance.get_run_record_by_id(run.root_run_id or run.run_id)
+    created = record.create_timestamp if record is not None else datetime.now(timezone.utc)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=timezone.utc)
+    return created.astimezone(_tz(spec)).replace(microsecond=0)
+
+
+def _run_op(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
+            resource_key: str, wait_in: WaitIn) -> dg.Output[dict[str, Any]]:
+    resource: TrigRunResource = getattr(context.resources, resource_key)
+    scheduled = _scheduled_time(context, config.scheduled_time, spec)
+    waits = spec.waits if config.wait is None else config.wait
+    track = ("op" if wait_in == "op" else "sensor") if waits else "none"
+    key = asset_key_for(spec)
+    with resource.engine(context) as engine:
+        result = resource.fire(spec, context=context, scheduled_time=scheduled,
+                               params=config.params, engine=engine)
+        md = trigger_metadata(result)
+        if not result.ok:
+            raise dg.Failure(description=result.error or f"job {spec.name!r}: trigger failed",
+                             metadata=md)
+        if result.run_id is not None:
+            context.instance.add_run_tags(context.run_id, {RUN_ID_TAG: result.run_id[:255]})
+        if result.skipped:
+            context.log_event(dg.AssetObservation(asset_key=key, metadata={**md, PHASE: "skipped"}))
+            return dg.Output({"trigger": result.to_log(), "run": None}, metadata=md)
+        fired: dict[str, Any] = {**md, PHASE: "fired", TRACK: track,
+                                 "scheduled_time_local": scheduled.isoformat()}
+        if config.params:
+            fired["params"] = dg.MetadataValue.json(config.params)
+        context.log_event(dg.AssetObservation(asset_key=key, metadata=fired))
+        if track != "op":
+            return dg.Output({"trigger": result.to_log(), "run": None}, metadata=md)
+        if result.run_id is None:
+            raise dg.Failure(description=f"job {spec.name!r}: the target returned no run id to "
+                             "wait on; set wait.enabled: false or the webhook's "
+                             "wait.run_id_path", metadata=md)
+        run = resource.wait(result, context=context, engine=engine)
+    md.update(run_metadata(run))
+    ended = {**md, PHASE: "ended"}
+    if not run.ok:
+        context.log_event(dg.AssetObservation(asset_key=key, metadata=ended))
+        raise dg.Failure(description=run.message, metadata=md)
+    context.log_event(dg.AssetMaterialization(asset_key=key, metadata=ended))
+    return dg.Output({"trigger": result.to_log(), "run": run.to_log()}, metadata=md)
+
+
+def build_trigrun_job(spec: JobSpec | Mapping[str, Any], *, name: str | None = None,
+                      wait_in: WaitIn = "op", resource_key: str = RESOURCE_KEY,
+                      executor_def: dg.ExecutorDefinition | None = None,
+                      tags: Mapping[str, str] | None = None,
+                      retry_policy: dg.RetryPolicy | None = None) -> dg.JobDefinition:
+    """A one-op job that fires the spec's trigger and, when the spec waits, waits in the op
+    (``wait_in="op"``, logging polls; a terminated run cancels the downstream run) or leaves
+    the wait to ``build_trigrun_sensor`` (``wait_in="sensor"``, no run worker held).
+
+    Results become metadata (on the output, on the failure, and on asset ``trigrun/<slug>``).
+    """
+    spec = as_spec(spec)
+    if wait_in not in ("op", "sensor"):
+        raise ValueError(f"wait_in must be 'op' or 'sensor', not {wait_in!r}")
+    job_name = name or spec.slug
+    op_name = op_name_for(job_name)
+
+    @dg.op(name=op_name, required_resource_keys={resource_key}, retry_policy=retry_policy,
+           description=f"Fire trigrun job {spec.name!r}"
+                       + (" and wait for its run" if spec.waits and wait_in == "op" else ""),
+           tags={"kind": "trigrun"})
+    def _fire(context: dg.OpExecutionContext, config: TrigRunConfig) -> dg.Output[dict[str, Any]]:
+        return _run_op(context, config, spec, resource_key, wait_in)
+
+    job_tags = {JOB_TAG: spec.name[:255], OP_TAG: op_name, **(tags or {})}
+
+    @dg.job(name=job_name, description=spec.description or f"trigrun job {spec.name!r}",
+            tags=job_tags, executor_def=executor_def or dg.in_process_executor)
+    def _job() -> None:
+        _fire()
+
+    return _job
+
+
+def schedule_request(spec: JobSpec, job_name: str, op_name: str,
+                     context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    """What one tick of a trigrun schedule asks for. Dagster computes the tick (DST included);
+    this only turns it into run config, a run key and, when due, a skip reason."""
+    tz = _tz(spec)
+    tick = context.scheduled_execution_time
+    if tick is None:
+        tick = datetime.now(timezone.utc).replace(microsecond=0)
+    elif tick.tzinfo is None:
+        tick = tick.replace(tzinfo=tz)
+    tick = tick.astimezone(tz)
+    stamp = tick.isoformat()
+    if spec.ttl_seconds is not None:
+        late = (datetime.now(timezone.utc) - tick).total_seconds()
+        if late > spec.ttl_seconds:
+            return dg.SkipReason(f"trigrun job {spec.name!r}: tick {stamp} is {late:.0f}s late, "
+                                 f"more than ttl_seconds={spec.ttl_seconds:g}")
+    if spec.overlap == "skip":
+        active = context.instance.get_runs(
+            dg.RunsFilter(job_name=job_name, statuses=_ACTIVE), limit=1)
+        if active:
+            return dg.SkipReason(f"trigrun job {spec.name!r}: overlap is 'skip' and run "
+                                 f"{active[0].run_id} is still {active[0].status.value}")
+    return dg.RunRequest(
+        run_key=stamp,
+        run_config={"ops": {op_name: {"config": {"scheduled_time": stamp}}}},
+        tags={SCHEDULED_TAG: stamp},
+    )
+
+
+def build_trigrun_schedule(spec: JobSpec | Mapping[str, Any], *,
+                           job: dg.JobDefinition | None = None, name: str | None = None,
+                           default_status: dg.DefaultScheduleStatus | None = None,
+                           wait_in: WaitIn = "op",
+                           resource_key: str = RESOURCE_KEY) -> dg.ScheduleDefinition:
+    """The spec's cron in its time zone as a Dagster schedule. Each tick's run config carries
+    the tick (``scheduled_execution_time``) so ``{{ ds }}`` renders the scheduled date;
+    ``run_key`` is the tick; a TTL already passed, or ``overlap: skip`` with a run of this job
+    still going, gives a ``SkipReason``. A disabled spec's schedule starts stopped."""
+    spec = as_spec(spec)
+    if spec.effective_kind != "cron" or spec.schedule is None or spec.schedule.cron is None:
+        raise SpecError(f"job {spec.name!r}: a schedule needs kind 'cron' with schedule.cron; "
+                        f"this job is {spec.effective_kind!r} (build only its job)")
+    if job is None:
+        job = build_trigrun_job(spec, wait_in=wait_in, resource_key=resource_key)
+    op_name = job.tags.get(OP_TAG) or op_name_for(job.name)
+    job_name = job.name
+    status = default_status or dg.DefaultScheduleStatus.STOPPED
+    if not spec.enabled:
+        status = dg.DefaultScheduleStatus.STOPPED
+
+    @dg.schedule(name=name or f"{job.name}_schedule", cron_schedule=spec.schedule.cron,
+                 job=job, execution_timezone=spec.schedule.timezone, default_status=status,
+                 description=f"trigrun job {spec.name!r}: {spec.schedule.cron} "
+                             f"({spec.schedule.timezone})")
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        return schedule_request(spec, job_name, op_name, context)
+
+    return _schedule
+
+
+def _specs_from(source: str | Path | JobSpec | Sequence[JobSpec | Mapping[str, Any]]) -> list[JobSpec]:
+    if isinstance(source, (str, Path)):
+        return load_jobs(source)
+    if isinstance(source, JobSpec):
+        return [source]
+    return [as_spec(s) for s in source]
+
+
+def build_trigrun_definitions(
+    source: str | Path | JobSpec | Sequence[JobSpec | Mapping[str, Any]], *,
+    resource: TrigRunResource | None = None, resource_key: str = RESOURCE_KEY,
+    wait_in: WaitIn = "op", default_status: dg.DefaultScheduleStatus | None = None,
+    sensor_name: str = "trigrun_completion_sensor",
+    sensor_interval_seconds: int | None = None,
+) -> dg.Definitions:
+    """A job per spec in a jobs file (or list), a schedule per cron job, an asset per job for
+    its run history, the resource under ``resource_key``, and, with ``wait_in="sensor"``, the
+    completion sensor. Reads the file only: no network call."""
+    specs = _specs_from(source)
+    seen: dict[str, str] = {}
+    for spec in specs:
+        if spec.slug in seen:
+            raise SpecError(f"jobs {seen[spec.slug]!r} and {spec.name!r} both become Dagster job "
+                            f"{spec.slug!r}; rename one")
+        seen[spec.slug] = spec.name
+    jobs: list[dg.JobDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    for spec in specs:
+        job = build_trigrun_job(spec, wait_in=wait_in, resource_key=resource_key)
+        jobs.append(job)
+        if spec.effective_kind == "cron":
+            schedules.append(build_trigrun_schedule(spec, job=job, default_status=default_status))
+    sensors: list[dg.SensorDefinition] = []
+    tracked = [s for s in specs if s.waits]
+    if wait_in == "sensor" and tracked:
+        sensors.append(build_trigrun_sensor(tracked, name=sensor_name, resource_key=resource_key,
+                                            minimum_interval_seconds=sensor_interval_seconds))
+    assets = [dg.AssetSpec(asset_key_for(s), description=f"Runs started by trigrun job "
+                           f"{s.name!r}", group_name="trigrun", kinds={"trigrun"},
+                           metadata={"trigrun_job": s.name})
+              for s in specs]
+    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, sensors=sensors,
+                          resources={resource_key: resource or TrigRunResource()})

@@ -1,0 +1,161 @@
+"""``TrigRunResource``: the engine's settings and secrets as a Dagster resource."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from .._engine import Engine
+from .._flow import Event
+from .._loader import parse_jobs
+from .._models import JobSpec
+from .._results import RunResult, TriggerResult
+from .._secrets import AnyResolver, EnvSecrets
+
+RESOURCE_KEY = "trigrun"
+_WARN_EVENTS = frozenset({"retry", "poll_error", "cancel"})
+# What stops an op from the outside: Dagster's run termination, Ctrl-C in `dagster job execute`.
+_INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
+
+
+def as_spec(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
+    """A JobSpec from a spec or a dict in the job-spec format (errors name the job and field)."""
+    if isinstance(spec, JobSpec):
+        return spec
+    return parse_jobs(dict(spec))[0]
+
+
+class TrigRunResource(dg.ConfigurableResource):
+    """Fires trigrun jobs from Dagster ops, sensors and schedules.
+
+    ``secrets`` maps a secret name (``secret://name`` in a job spec) to its value. Give the
+    values as ``dg.EnvVar("VARIABLE")``: Dagster then shows the variable's name in the UI and
+    resolves the value only inside the run. ``secret://`` names not found there are looked up
+    in the environment as ``{env_secrets_prefix}NAME`` unless the prefix is empty.
+
+    No method here is called while definitions load, so loading never touches the network.
+    """
+
+    secrets: dict[str, str] = Field(
+        default={}, repr=False,
+        description="secret name -> value; give each value as EnvVar('VARIABLE_NAME') so the "
+                    "UI shows the variable's name and never the value.")
+    env_secrets_prefix: str = Field(
+        default="TRIGRUN_SECRET_",
+        description="Also resolve secret://name from the environment variable PREFIX + NAME "
+                    "(upper-cased, non-alphanumerics as _). Empty turns this off.")
+    verify: bool = Field(default=True, description="Verify TLS certificates.")
+    ca_bundle: str | None = Field(default=None, description="Path of a CA bundle for TLS.")
+    poll_interval_seconds: float | None = Field(
+        default=None, description="Overrides every job's wait.poll_interval_seconds.")
+    wait_timeout_seconds: float | None = Field(
+        default=None, description="Overrides every job's wait.timeout_seconds.")
+    cancel_on_interrupt: bool = Field(
+        default=True, description="When the Dagster run is terminated while waiting, cancel "
+                                  "the downstream run before stopping.")
+
+    # -- engine ------------------------------------------------------------------------------
+    def _resolvers(self) -> list[AnyResolver]:
+        resolvers: list[AnyResolver] = [dict(self.secrets)]
+        if self.env_secrets_prefix:
+            resolvers.append(EnvSecrets(prefix=self.env_secrets_prefix))
+        return resolvers
+
+    def _log(self, context: Any) -> Any:
+        log = getattr(context, "log", None) if context is not None else None
+        return log if log is not None else dg.get_dagster_logger("trigrun")
+
+    @contextmanager
+    def engine(self, context: Any = None) -> Iterator[Engine]:
+        """A sync ``Engine`` whose attempts, retries and polls are logged to ``context.log``."""
+        log = self._log(context)
+
+        def on_event(event: Event) -> None:
+            level = logging.WARNING if event.kind in _WARN_EVENTS else logging.INFO
+            log.log(level, f"trigrun {event.kind}: {event.job}: {event.message}")
+
+        with Engine(secrets=self._resolvers(), verify=self.ca_bundle or self.verify,
+                    on_event=on_event) as engine:
+            yield engine
+
+    # -- the three calls -----------------------------------------------------------------------
+    def fire(self, spec: JobSpec | Mapping[str, Any], *, context: Any = None,
+             scheduled_time: datetime | None = None, params: Mapping[str, Any] | None = None,
+             engine: Engine | None = None) -> TriggerResult:
+        """Send the trigger request (with retries). Failures are in the result, not raised."""
+        spec = as_spec(spec)
+        if engine is None:
+            with self.engine(context) as own:
+                return self.fire(spec, context=context, scheduled_time=scheduled_time,
+                                 params=params, engine=own)
+        extra = {"params": dict(params)} if params else None
+        result = engine.fire(spec, extra, scheduled_time=scheduled_time)
+        self._log(context).info(f"trigrun: {_describe_fire(result)}")
+        return result
+
+    def wait(self, result: TriggerResult, *, context: Any = None,
+             engine: Engine | None = None) -> RunResult:
+        """Poll the downstream run to its end. If this Dagster run is terminated meanwhile, the
+        downstream run is cancelled (``cancel_on_interrupt``) and the interrupt goes on."""
+        if engine is None:
+            with self.engine(context) as own:
+                return self.wait(result, context=context, engine=own)
+        log = self._log(context)
+        try:
+            run = engine.wait(result, poll_interval=self.poll_interval_seconds,
+                              timeout=self.wait_timeout_seconds)
+        except _INTERRUPTS:
+            if self.cancel_on_interrupt and result.run_id is not None:
+                log.warning(f"trigrun: this run was interrupted; cancelling downstream run "
+                            f"{result.run_id} of job {result.job!r}")
+                try:
+                    ok = engine.cancel(result)
+                except Exception as exc:  # a failed cancel must not hide the interrupt
+                    log.error(f"trigrun: cancelling run {result.run_id} failed: "
+                              f"{type(exc).__name__}: {exc}")
+                else:
+                    log.warning(f"trigrun: cancel of downstream run {result.run_id}: "
+                                f"{'requested' if ok else 'refused by the target'}")
+            raise
+        log.info(f"trigrun: downstream run {run.run_id} ended {run.state.value} after "
+                 f"{run.polls} poll(s): {run.message}")
+        return run
+
+    def fire_and_wait(self, spec: JobSpec | Mapping[str, Any], *, context: Any = None,
+                      scheduled_time: datetime | None = None,
+                      params: Mapping[str, Any] | None = None,
+                      wait: bool | None = None) -> tuple[TriggerResult, RunResult | None]:
+        """Fire, then wait when the job waits (``wait`` overrides the spec). The run result is
+        None when nothing was waited for (no wait, a skipped or failed fire)."""
+        spec = as_spec(spec)
+        with self.engine(context) as engine:
+            result = self.fire(spec, context=context, scheduled_time=scheduled_time,
+                               params=params, engine=engine)
+            waits = spec.waits if wait is None else wait
+            if not waits or not result.ok or result.skipped or result.run_id is None:
+                return result, None
+            return result, self.wait(result, context=context, engine=engine)
+
+
+def _describe_fire(result: TriggerResult) -> str:
+    if result.skipped:
+        return f"job {result.job!r} skipped: {result.reason}"
+    n = len(result.attempts)
+    head = f"job {result.job!r} fired" if result.ok else f"job {result.job!r} failed"
+    parts = [head]
+    if result.status_code is not None:
+        parts.append(f"HTTP {result.status_code}")
+    parts.append(f"{result.duration_ms:.0f} ms, {n} attempt(s)")
+    if result.run_id:
+        parts.append(f"run {result.run_id}" + (f" ({result.run_url})" if result.run_url else ""))
+    if result.adopted:
+        parts.append(f"adopted: {result.reason}")
+    if result.error:
+        parts.append(result.error)
+    return "; ".join(parts)

@@ -1,0 +1,182 @@
+"""The completion sensor: waits on fired downstream runs without holding a run worker.
+
+The Dagster counterpart of a deferrable trigger. A job built with ``wait_in="sensor"`` only
+fires and records the downstream run as an ``AssetObservation`` (phase "fired") on asset
+``trigrun/<slug>``. Each tick this sensor picks up new fired records, polls every pending run
+once with ``Engine.poll`` and, when a run has ended, reports an ``AssetMaterialization``
+(success) or an ``AssetObservation`` (any other end). Pending runs live in the cursor.
+"""
+
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from .._models import JobSpec
+from .._results import RunState
+from .._templates import render_spec, template_context
+from ._metadata import PHASE, TRACK, asset_key_for
+from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
+
+_BATCH = 100
+
+
+def _value(md: Mapping[str, Any], key: str) -> Any:
+    entry = md.get(key)
+    return getattr(entry, "value", entry)
+
+
+def _load(cursor: str | None) -> dict[str, Any]:
+    if not cursor:
+        return {"after": {}, "pending": []}
+    data = json.loads(cursor)
+    data.setdefault("after", {})
+    data.setdefault("pending", [])
+    return data
+
+
+def _spec_for_poll(spec: JobSpec, pending: Mapping[str, Any]) -> JobSpec:
+    """The spec as it was rendered for the fire, so status calls go where the trigger went."""
+    stamp = pending.get("scheduled_time")
+    if not stamp:
+        return spec
+    scheduled = datetime.fromisoformat(stamp)
+    extra = {"params": pending.get("params") or {}}
+    return render_spec(spec, template_context(spec, scheduled, extra))
+
+
+def _new_fired(context: dg.SensorEvaluationContext, spec: JobSpec, state: dict[str, Any],
+               now: float) -> list[dict[str, Any]]:
+    after = state["after"].get(spec.slug)
+    key = asset_key_for(spec)
+    if after is None:
+        # First tick: look at the latest records only, and only at runs still within their wait.
+        records = list(reversed(context.instance.fetch_observations(
+            key, limit=_BATCH, ascending=False).records))
+    else:
+        records = list(context.instance.fetch_observations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=after), limit=_BATCH,
+            ascending=True).records)
+    found: list[dict[str, Any]] = []
+    for record in records:
+        state["after"][spec.slug] = max(record.storage_id, state["after"].get(spec.slug) or 0)
+        obs = record.asset_observation
+        md = obs.metadata if obs is not None else {}
+        if _value(md, PHASE) != "fired" or _value(md, TRACK) != "sensor":
+            continue
+        run_id = _value(md, "run_id")
+        if not run_id:
+            continue
+        if after is None and record.timestamp + spec.wait.timeout_seconds < now:
+            continue
+        found.append({
+            "slug": spec.slug, "job": spec.name, "run_id": str(run_id),
+            "run_url": _value(md, "run_url"),
+            "scheduled_time": _value(md, "scheduled_time_local") or _value(md, "scheduled_time"),
+            "params": _value(md, "params") or {},
+            "fired_at": record.timestamp, "dagster_run_id": record.run_id, "errors": 0,
+        })
+    return found
+
+
+def _ended(spec: JobSpec, p: Mapping[str, Any], state: RunState, message: str,
+           raw: Any, now: float) -> dg.AssetMaterialization | dg.AssetObservation:
+    md: dict[str, Any] = {
+        PHASE: "ended",
+        "job": dg.MetadataValue.text(spec.name),
+        "state": dg.MetadataValue.text(state.value),
+        "run_id": dg.MetadataValue.text(p["run_id"]),
+        "message": dg.MetadataValue.text(message),
+        "waited_seconds": dg.MetadataValue.float(round(now - float(p["fired_at"]), 1)),
+    }
+    if p.get("run_url"):
+        md["run_url"] = dg.MetadataValue.url(str(p["run_url"]))
+    if raw is not None:
+        md["raw_status"] = dg.MetadataValue.text(str(raw))
+    if p.get("dagster_run_id"):
+        md["fired_by_dagster_run"] = dg.MetadataValue.dagster_run(str(p["dagster_run_id"]))
+    if p.get("scheduled_time"):
+        md["scheduled_time"] = dg.MetadataValue.text(str(p["scheduled_time"]))
+    key = asset_key_for(spec)
+    if state is RunState.SUCCESS:
+        return dg.AssetMaterialization(asset_key=key, metadata=md)
+    return dg.AssetObservation(asset_key=key, metadata=md)
+
+
+def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
+             resource: TrigRunResource) -> dg.SensorResult:
+    """One tick: collect new fires, poll each pending run once, report the ended ones."""
+    now = time.time()
+    state = _load(context.cursor)
+    pending: list[dict[str, Any]] = [p for p in state["pending"] if p.get("slug") in specs]
+    known = {(p["slug"], p["run_id"]) for p in pending}
+    for spec in specs.values():
+        for p in _new_fired(context, spec, state, now):
+            if (p["slug"], p["run_id"]) not in known:
+                known.add((p["slug"], p["run_id"]))
+                pending.append(p)
+    events: list[dg.AssetMaterialization | dg.AssetObservation] = []
+    still: list[dict[str, Any]] = []
+    if pending:
+        with resource.engine(context) as engine:
+            for p in pending:
+                spec = specs[p["slug"]]
+                polled = _spec_for_poll(spec, p)
+                status = engine.poll(polled, p["run_id"])
+                context.log.info(f"trigrun: run {p['run_id']} of job {spec.name!r}: "
+                                 f"{status.state.value} ({status.message or status.raw})")
+                if status.state is RunState.UNKNOWN:
+                    p["errors"] = int(p.get("errors", 0)) + 1
+                    if p["errors"] >= spec.wait.max_consecutive_poll_errors:
+                        events.append(_ended(spec, p, RunState.UNKNOWN, status.message,
+                                             status.raw, now))
+                        continue
+                elif status.state.terminal:
+                    events.append(_ended(spec, p, status.state, status.message, status.raw, now))
+                    continue
+                else:
+                    p["errors"] = 0
+                timeout = resource.wait_timeout_seconds or spec.wait.timeout_seconds
+                if now - float(p["fired_at"]) > timeout:
+                    message = (f"run {p['run_id']} still going after the wait's deadline "
+                               f"({timeout:g}s)")
+                    if spec.wait.cancel_on_timeout:
+                        ok = engine.cancel(polled, p["run_id"])
+                        message += "; cancel requested" if ok else "; cancel failed"
+                    events.append(_ended(spec, p, RunState.TIMEOUT, message, None, now))
+                    continue
+                still.append(p)
+    state["pending"] = still
+    cursor = json.dumps(state, sort_keys=True, default=str)
+    if not events and not still:
+        return dg.SensorResult(skip_reason="no downstream runs pending", cursor=cursor)
+    return dg.SensorResult(asset_events=events, cursor=cursor)
+
+
+def build_trigrun_sensor(specs: Sequence[JobSpec | Mapping[str, Any]], *,
+                         name: str = "trigrun_completion_sensor",
+                         resource_key: str = RESOURCE_KEY,
+                         minimum_interval_seconds: int | None = None,
+                         default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
+                         ) -> dg.SensorDefinition:
+    """The completion sensor for jobs built with ``wait_in="sensor"``. It runs in the sensor
+    daemon, polls each pending downstream run once per tick (default interval: the shortest
+    ``wait.poll_interval_seconds``, at least 5 s), enforces ``wait.timeout_seconds`` (and
+    ``cancel_on_timeout``), and reports the end as an asset event on ``trigrun/<slug>``."""
+    by_slug = {s.slug: s for s in (as_spec(x) for x in specs)}
+    if not by_slug:
+        raise ValueError("build_trigrun_sensor needs at least one job spec")
+    interval = minimum_interval_seconds or max(
+        5, int(min(s.wait.poll_interval_seconds for s in by_slug.values())))
+
+    @dg.sensor(name=name, minimum_interval_seconds=interval, default_status=default_status,
+               required_resource_keys={resource_key},
+               description="Waits on downstream runs fired by trigrun jobs ("
+                           + ", ".join(sorted(s.name for s in by_slug.values())) + ")")
+    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        return evaluate(context, by_slug, getattr(context.resources, resource_key))
+
+    return _sensor
