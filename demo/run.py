@@ -1,0 +1,198 @@
+"""`make demo`: trigrun end to end on local, SQLite-backed Airflow and Dagster.
+
+1. Starts Airflow 3 (api-server, scheduler, dag-processor, triggerer; SQLite; LocalExecutor)
+   serving ``demo/airflow_dags`` and Dagster (webserver; SQLite) serving ``demo/dagster_defs.py``,
+   both on 127.0.0.1.
+2. Airflow -> Dagster: runs the DAG ``refresh_dashboards_via_dagster``, whose deferrable
+   ``TrigRunOperator`` launches the Dagster job ``refresh_dashboards`` over GraphQL from the worker
+   and waits for it in Airflow's triggerer.
+3. Dagster -> Airflow: evaluates the trigrun schedule ``nightly_warehouse_load`` for today's
+   tick (Dagster's own ``build_schedule_context``), launches the job with the run request it
+   returns, and the job triggers the Airflow DAG ``warehouse_load`` over REST v2 with a JWT from
+   ``/auth/token`` and waits for it.
+4. Prints each execution log and where to look in each UI, then stops every process it started
+   and removes its working folder (``--keep`` keeps the servers up until Enter is pressed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures.airflow_server import start_airflow_server  # noqa: E402
+from tests.fixtures.dagster_server import free_port, start_dagster_server  # noqa: E402
+
+WORK = REPO / ".demo"
+AIRFLOW_DAG = "refresh_dashboards_via_dagster"
+AIRFLOW_TARGET_DAG = "warehouse_load"
+DAGSTER_TARGET_JOB = "refresh_dashboards"
+LOCATION = "trigrun_demo"
+
+EVENTS = """query Events($runId: ID!) {
+  logsForRun(runId: $runId, limit: 1000) {
+    __typename
+    ... on EventConnection { events { __typename
+      ... on MaterializationEvent { assetKey { path } metadataEntries { label __typename
+        ... on TextMetadataEntry { text } ... on UrlMetadataEntry { url }
+        ... on IntMetadataEntry { intValue } ... on FloatMetadataEntry { floatValue }
+        ... on BoolMetadataEntry { boolValue } ... on JsonMetadataEntry { jsonString } } } } }
+  }
+}"""
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def step(t0: float, msg: str) -> None:
+    say(f"[{time.monotonic() - t0:6.1f}s] {msg}")
+
+
+def show_log(title: str, log: dict[str, Any]) -> None:
+    say(f"\n=== {title} ===")
+    for key in ("job", "ok", "status", "duration_ms", "run_id", "run_url", "state",
+                "idempotency_key", "scheduled_time", "message"):
+        if key in log and log[key] is not None:
+            say(f"  {key:<16} {log[key]}")
+    if log.get("attempts") is not None:
+        attempts = log["attempts"]
+        if isinstance(attempts, list):
+            attempts = ", ".join(f"#{a['number']}: {a['status_code'] or a['error']} "
+                                 f"({a['duration_ms']} ms)" for a in attempts)
+        say(f"  {'attempts':<16} {attempts}")
+    if log.get("response") is not None:
+        text = json.dumps(log["response"]) if not isinstance(log["response"], str) else log["response"]
+        say(f"  {'response':<16} {text[:300]}{'...' if len(text) > 300 else ''}")
+
+
+def _metadata_value(entry: dict[str, Any]) -> Any:
+    for key in ("text", "url", "intValue", "floatValue", "boolValue"):
+        if key in entry:
+            return entry[key]
+    if "jsonString" in entry:
+        return json.loads(entry["jsonString"])
+    return None
+
+
+def airflow_to_dagster(af: Any, dg: Any, t0: float) -> bool:
+    af.wait_for_dag(AIRFLOW_DAG, timeout=180)
+    run = af.trigger(AIRFLOW_DAG)
+    run_id = run["dag_run_id"]
+    step(t0, f"Airflow: started DAG run {run_id} of {AIRFLOW_DAG}; its TrigRunOperator launches "
+         f"the Dagster job {DAGSTER_TARGET_JOB} and defers")
+    final = af.wait_for_run(AIRFLOW_DAG, run_id, timeout=420)
+    step(t0, f"Airflow: DAG run {run_id} ended {final['state']}")
+    r = af.api("GET", f"/dags/{AIRFLOW_DAG}/dagRuns/{run_id}/taskInstances/refresh_dashboards/"
+                      "xcomEntries/return_value", params={"deserialize": True})
+    log: dict[str, Any] = {}
+    if r.status_code == 200:
+        value = r.json().get("value")
+        log = json.loads(value) if isinstance(value, str) else dict(value or {})
+    show_log("Airflow -> Dagster: execution log (XCom return_value of refresh_dashboards)", log)
+    dagster_run = log.get("run_id")
+    status = dg.run_status(dagster_run) if dagster_run else None
+    say(f"  {'dagster run':<16} {dagster_run} is {status} on the Dagster side")
+    return final["state"] == "success" and status == "SUCCESS"
+
+
+def dagster_to_airflow(af: Any, dg: Any, t0: float) -> bool:
+    os.environ["TRIGRUN_DEMO_AIRFLOW_URL"] = af.base_url
+    import warnings
+
+    import dagster
+
+    from demo.dagster_defs import defs
+
+    with warnings.catch_warnings():  # "won't resolve resources": the tick needs none
+        warnings.simplefilter("ignore", UserWarning)
+        schedule = defs.get_schedule_def("nightly_warehouse_load_schedule")
+    tick = datetime.now(ZoneInfo("Europe/Berlin")).replace(hour=1, minute=0, second=0,
+                                                            microsecond=0)
+    with dagster.build_schedule_context(scheduled_execution_time=tick) as ctx:
+        result = schedule.evaluate_tick(ctx)
+    request = (result.run_requests or [None])[0]
+    if request is None:
+        say(f"  the schedule skipped the tick: {result.skip_message}")
+        return False
+    step(t0, f"Dagster: schedule tick {tick.isoformat()} -> run_key {request.run_key}")
+    af.wait_for_dag(AIRFLOW_TARGET_DAG, timeout=180)
+    run_id = dg.launch(schedule.job_name, request.run_config, location=LOCATION,
+                       tags={**request.tags, "dagster/schedule_name": schedule.name})
+    step(t0, f"Dagster: launched run {run_id} of {schedule.job_name}; it triggers the Airflow "
+         f"DAG {AIRFLOW_TARGET_DAG} over REST v2 and waits")
+    status = dg.wait_for_status(run_id, timeout=420)
+    step(t0, f"Dagster: run {run_id} ended {status}")
+    events = dg.graphql(EVENTS, {"runId": run_id})["logsForRun"].get("events", [])
+    log: dict[str, Any] = {}
+    for ev in events:
+        if ev["__typename"] == "MaterializationEvent":
+            log.update({e["label"]: _metadata_value(e) for e in ev["metadataEntries"]})
+    log["status"] = log.get("status_code")
+    log["attempts"] = log.get("attempt_log", log.get("attempts"))
+    show_log("Dagster -> Airflow: execution log (asset metadata of trigrun/nightly_warehouse_load)",
+             log)
+    af_run = log.get("run_id")
+    af_state = af.dag_run(AIRFLOW_TARGET_DAG, af_run)["state"] if af_run else None
+    say(f"  {'airflow run':<16} {af_run} is {af_state} on the Airflow side")
+    return status == "SUCCESS" and af_state == "success"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the servers up (and .demo/) until Enter is pressed")
+    args = parser.parse_args(argv)
+    t0 = time.monotonic()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir()
+    dagster_port = free_port()
+    dagster_url = f"http://127.0.0.1:{dagster_port}"
+    ok = False
+    try:
+        step(t0, "starting Airflow 3 (SQLite, LocalExecutor) on 127.0.0.1 - about a minute")
+        with start_airflow_server(WORK / "airflow", REPO / "demo" / "airflow_dags",
+                                  extra_env={"TRIGRUN_DEMO_DAGSTER_URL": dagster_url,
+                                             "PYTHONPATH": str(REPO)}) as af:
+            step(t0, f"Airflow is up at {af.base_url} (user {af.username})")
+            step(t0, "starting Dagster (SQLite) on 127.0.0.1")
+            with start_dagster_server(
+                WORK / "dagster", REPO / "demo" / "workspace.yaml", dagster_port,
+                extra_env={"TRIGRUN_DEMO_AIRFLOW_URL": af.base_url,
+                           "TRIGRUN_DEMO_AIRFLOW_PASSWORD": af.password,
+                           "PYTHONPATH": str(REPO)},
+            ) as dg:
+                step(t0, f"Dagster is up at {dg.base_url}")
+                first = airflow_to_dagster(af, dg, t0)
+                second = dagster_to_airflow(af, dg, t0)
+                ok = first and second
+                say("\nWhere to look:")
+                say(f"  Airflow UI  {af.base_url}/dags/{AIRFLOW_DAG}  and  "
+                    f"{af.base_url}/dags/{AIRFLOW_TARGET_DAG}  (user {af.username}, "
+                    f"password {af.password})")
+                say(f"  Dagster UI  {dg.base_url}/runs  and  "
+                    f"{dg.base_url}/assets/trigrun/nightly_warehouse_load")
+                if args.keep:
+                    input("\nServers are up; press Enter to stop them. ")
+                step(t0, "stopping every process the demo started")
+    finally:
+        if not args.keep:
+            shutil.rmtree(WORK, ignore_errors=True)
+    say(f"\n{'DEMO OK' if ok else 'DEMO FAILED'}: both downstream runs "
+        f"{'ended in success' if ok else 'did not both succeed'} "
+        f"({time.monotonic() - t0:.0f}s in all)")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
