@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff" >&2
-ruff check src tests example_dags example_dagster benchmarks
+ruff check src tests example_dags example_dagster benchmarks demo scripts
 echo "== mypy (strict, core)" >&2
 mypy
 echo "== pytest" >&2
