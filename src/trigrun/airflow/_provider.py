@@ -1,0 +1,75 @@
+"""Provider metadata for Airflow's ``apache_airflow_provider`` entry point.
+
+Airflow imports this module (through ``trigrun.airflow``) while it discovers providers, in every
+component, before any DAG is parsed. So it must import nothing from Airflow and nothing heavy:
+it is plain data. The connection form is declared here (``conn-fields`` and
+``ui-field-behaviour``, the declarative format of Airflow 3.2+), not with the deprecated
+``get_ui_field_behaviour()`` hook method, so the API server never imports the hook to draw it.
+
+The package name must equal the distribution name (``trigrun``): Airflow checks it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_INTEGRATION = "TrigRun"
+_PKG = "trigrun.airflow"
+
+
+def get_provider_info() -> dict[str, Any]:
+    from trigrun import __version__
+
+    return {
+        "package-name": "trigrun",
+        "name": "TrigRun",
+        "description": "Trigger external jobs over HTTP (Airflow, dbt Cloud, Prefect, Dagster, "
+                       "webhooks) exactly once, and wait for them without holding a worker slot.",
+        "versions": [__version__],
+        "integrations": [{
+            "integration-name": _INTEGRATION,
+            "tags": ["service"],
+        }],
+        "operators": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.operators"]}],
+        "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors"]}],
+        "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks"]}],
+        "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.triggers"]}],
+        "extra-links": [f"{_PKG}.links.TrigRunLink"],
+        "connection-types": [{
+            "connection-type": "trigrun",
+            "hook-class-name": f"{_PKG}.hooks.TrigRunHook",
+            "hook-name": "TrigRun",
+            "ui-field-behaviour": {
+                "hidden-fields": ["schema", "port"],
+                "relabeling": {
+                    "host": "Base URL",
+                    "login": "Username",
+                    "password": "Password or API token",
+                },
+                "placeholders": {
+                    "host": "https://airflow.example.com",
+                    "login": "leave empty to send the password as a bearer token",
+                    "password": "password, or an API token when Username is empty",
+                    "extra": '{"headers": {"X-Api-Key": "..."}}',
+                    "auth_type": "auto",
+                },
+            },
+            "conn-fields": {
+                "auth_type": {
+                    "label": "Auth type",
+                    "description": "auto (default): a Username means Airflow's /auth/token for "
+                                   "Airflow targets and basic auth otherwise, no Username means "
+                                   "a bearer token. Or one of bearer, basic, airflow_password, "
+                                   "header, none.",
+                    "schema": {"type": ["string", "null"],
+                               "enum": [None, "auto", "bearer", "basic", "airflow_password",
+                                        "header", "none"]},
+                },
+                "auth_header": {
+                    "label": "Auth header name",
+                    "description": "For auth type 'header': the header that carries the password.",
+                    "schema": {"type": ["string", "null"]},
+                },
+            },
+        }],
+    }

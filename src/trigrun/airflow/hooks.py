@@ -1,0 +1,114 @@
+"""``TrigRunHook`` and the ``trigrun`` connection type.
+
+A ``trigrun`` connection holds what several jobs against one service share:
+
+- **Base URL** (``host``): ``https://airflow.example.com``. Short-form targets without a
+  ``base_url`` get it, and a raw ``request.url`` that starts with ``/`` is joined to it.
+- **Username / Password**: with a username, the password is used for Airflow's ``/auth/token``
+  (Airflow targets) or basic auth (others); without one, the password is a bearer token. The
+  ``auth_type`` field (``bearer``, ``basic``, ``airflow_password``, ``header`` with
+  ``auth_header``, ``none``) overrides that guess.
+- **Extra** ``{"headers": {"X-Api-Key": "..."}}``: headers added to raw requests.
+
+A job's own ``auth`` and headers win over the connection's. The connection is applied as
+``secret://conn/<conn_id>/...`` references (``ConnectionInfo``/``apply_connection`` in
+``_spec``), never as values: the spec that Airflow renders, serializes and hands to the
+triggerer holds references only, which are resolved at send time by ``AirflowSecrets``.
+
+Connections are looked up at execute time only, never while a DAG file is parsed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+
+# isort: split
+from airflow.sdk import BaseHook
+
+from .. import AsyncEngine, Engine, EnvSecrets, Event, JobSpec, TriggerResult
+from ._spec import ConnectionInfo, apply_connection, build_spec_dict, validate
+from .secrets import AirflowSecrets
+
+
+def sync_engine(on_event: Callable[[Event], None] | None = None, **kwargs: Any) -> Engine:
+    """An Engine for a worker: Airflow connections/variables, then ``TRIGRUN_SECRET_*``."""
+    from airflow.sdk.log import mask_secret
+
+    return Engine(secrets=[AirflowSecrets(), EnvSecrets()], on_secret=mask_secret,
+                  on_event=on_event, **kwargs)
+
+
+class TrigRunHook(BaseHook):
+    """Talks to a job's target with the credentials of a ``trigrun`` connection.
+
+    :param trigrun_conn_id: the connection; ``None`` uses the spec as it is (its ``secret://``
+        references are still resolved from Airflow connections, variables and the environment).
+    """
+
+    conn_name_attr = "trigrun_conn_id"
+    default_conn_name = "trigrun_default"
+    conn_type = "trigrun"
+    hook_name = "TrigRun"
+
+    def __init__(self, trigrun_conn_id: str | None = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trigrun_conn_id = trigrun_conn_id
+
+    # -- the connection --------------------------------------------------------------------
+    def connection_info(self) -> ConnectionInfo | None:
+        if not self.trigrun_conn_id:
+            return None
+        conn = self.get_connection(self.trigrun_conn_id)
+        return ConnectionInfo.from_connection(conn, conn.extra_dejson)
+
+    async def aconnection_info(self) -> ConnectionInfo | None:
+        if not self.trigrun_conn_id:
+            return None
+        conn = await self.aget_connection(self.trigrun_conn_id)
+        return ConnectionInfo.from_connection(conn, await conn.aextra_dejson())
+
+    def get_conn(self) -> ConnectionInfo | None:
+        return self.connection_info()
+
+    def apply(self, spec: JobSpec | Mapping[str, Any], where: str | None = None) -> JobSpec:
+        """The spec completed from the connection (base URL, auth, headers), validated."""
+        data = build_spec_dict(spec, {}, where or f"connection {self.trigrun_conn_id!r}")
+        info = self.connection_info()
+        if info is not None:
+            data = apply_connection(data, info)
+        return validate(data, where or f"connection {self.trigrun_conn_id!r}")
+
+    # -- doing things ----------------------------------------------------------------------
+    def engine(self, on_event: Callable[[Event], None] | None = None, **kwargs: Any) -> Engine:
+        return sync_engine(on_event, **kwargs)
+
+    def fire(self, spec: JobSpec | Mapping[str, Any], *, scheduled_time: datetime | None = None,
+             context: Mapping[str, Any] | None = None, render: bool = True) -> TriggerResult:
+        """Send one trigger (with the job's retries); the result records failures."""
+        with self.engine() as engine:
+            return engine.fire(self.apply(spec), context, scheduled_time=scheduled_time,
+                               render=render)
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Reachability of the base URL, for the UI's Test button. Sends no credentials."""
+        import httpx
+
+        info = self.connection_info()
+        if info is None or not info.base_url:
+            return False, "the connection has no Base URL (host)"
+        try:
+            r = httpx.get(info.base_url, timeout=10, follow_redirects=False)
+        except httpx.HTTPError as exc:
+            return False, f"{info.base_url} is not reachable: {type(exc).__name__}"
+        return r.status_code < 500, f"{info.base_url} answered HTTP {r.status_code}"
+
+
+def async_engine(on_event: Callable[[Event], None] | None = None,
+                 on_secret: Callable[[str], None] | None = None, **kwargs: Any) -> AsyncEngine:
+    """An AsyncEngine for the triggerer: awaited Airflow lookups, then ``TRIGRUN_SECRET_*``."""
+    return AsyncEngine(secrets=[AirflowSecrets().aresolve, EnvSecrets()], on_event=on_event,
+                       on_secret=on_secret, **kwargs)

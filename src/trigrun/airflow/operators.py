@@ -1,0 +1,348 @@
+"""``TrigRunOperator``: fire a job's trigger request from the worker, then (optionally) wait.
+
+How one task try goes:
+
+1. Airflow renders the templated ``spec`` dict with the task context (``ds``, ``logical_date``,
+   ``params``, ``var``... plus trigrun's ``scheduled_time`` and ``job``). trigrun does not
+   render again (``engine.fire(..., render=False)``), so a template is evaluated once, by
+   Airflow, and the rendered-template tab shows what was sent (``secret://`` references only).
+2. The ``trigrun`` connection, if any, completes the spec (``hooks``) - at execute time only.
+3. Exactly once: the scheduled time is the DAG run's logical date, or ``run_after`` when it has
+   none - never the try number - so every try of one scheduled run derives the same idempotency
+   key (Airflow target: the same ``dag_run_id``; Prefect: ``idempotency_key``; Dagster: a run
+   tag; dbt Cloud: a marker in ``cause``). A retry after the trigger was sent gets 409 (or finds
+   the run) and adopts it. On Airflow 3.3+ the run id is also kept in the task's
+   ``task_state_store`` (XCom is wiped at every try), so a retry adopts it without sending the
+   request at all - which also covers webhooks that ignore ``Idempotency-Key``. Airflow's
+   ``ResumableJobMixin`` is not used: it blocks a worker while polling and resubmits after a
+   failed run, while trigrun must defer and must never start a second run for one fire.
+4. The run id and URL are pushed to XCom (``run_id``, ``run_url``) before any wait, so the
+   "Downstream run" link works while the task is deferred; a deferring task also pushes the
+   trigger's execution log (``trigger_log``), readable during the wait.
+5. ``wait_for_completion``: ``deferrable=True`` hands the wait to ``TrigRunTrigger`` in the
+   triggerer (no worker slot held; the trigger request is never sent from there); otherwise
+   the worker polls. The wait has its own deadline (``timeout``).
+6. XCom ``return_value`` is the execution log (``TriggerResult.to_log()``: status, duration,
+   attempts, response, run id/URL, idempotency key...) with the wait's outcome under ``wait``.
+   Secrets are redacted from all of it.
+
+A downstream run that ended ``failed`` or ``cancelled`` fails the task without Airflow retries
+(``AirflowFailException``): a retry would adopt that same run again. Poll errors and timeouts
+stay retryable: a retry resumes waiting on the same run. With ``idempotency.enabled: false``
+every try fires anew and every failure is retryable.
+
+``on_kill`` (task killed, or ``execution_timeout`` while polling in the worker) cancels the
+downstream run. It runs in a signal handler, so the cancel runs in a helper thread that the
+handler waits on for at most ``KILL_CANCEL_WAIT`` seconds: the supervisor escalates to SIGKILL
+after five.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+
+# isort: split
+from airflow.sdk import BaseOperator, conf
+from airflow.sdk.exceptions import AirflowFailException
+
+from .. import Event, JobSpec, RunFailed, RunTimeout, TriggerResult, TrigRunError, idempotency_key
+from ._spec import (
+    apply_connection,
+    build_spec_dict,
+    event_status,
+    placeholder,
+    scheduled_time,
+    spec_to_dict,
+    validate,
+)
+from .hooks import TrigRunHook, sync_engine
+from .links import XCOM_RUN_ID, XCOM_RUN_URL, XCOM_TRIGGER_LOG, TrigRunLink
+from .triggers import SETTLE_SECONDS, TrigRunTrigger
+
+STATE_KEY = "trigrun"
+KILL_CANCEL_WAIT = 4.0
+# Airflow's own defer timeout is only a backstop behind the trigger's deadline.
+DEFER_GRACE_SECONDS = 300
+
+
+def _seconds(value: float | timedelta | None) -> float | None:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return None if value is None else float(value)
+
+
+class TrigRunOperator(BaseOperator):
+    """Trigger an external job (Airflow DAG, dbt Cloud job, Prefect deployment, Dagster job,
+    webhook) and optionally wait for the run it started.
+
+    :param spec: a ``trigrun.JobSpec`` or a dict in the job-spec format (templated).
+    :param url, method, headers, body, request_timeout, verify: the raw request, instead of or on
+        top of ``spec["request"]``.
+    :param job_name, target, auth, trigger_retry_policy, wait, idempotency, ttl_seconds, overlap,
+        job_params, max_response_bytes: the other job-spec fields (``name``, ``retry_policy``
+        and ``params`` are renamed: Airflow's operator already has ``retry_policy`` and
+        ``params``). ``job_name`` defaults to ``<dag_id>.<task_id>`` (plus the map index),
+        which keys idempotency, so two tasks never adopt each other's runs.
+    :param wait_for_completion: wait for the run to end; default: the spec's ``wait.enabled``
+        (yes when the target can report a run's state).
+    :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
+    :param poll_interval: seconds between status checks; default ``wait.poll_interval_seconds``.
+    :param timeout: the wait's deadline in seconds; default ``wait.timeout_seconds``.
+    :param trigrun_conn_id: a ``trigrun`` connection that supplies base URL, auth, headers.
+    """
+
+    template_fields: Sequence[str] = ("spec",)
+    template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json"}
+    operator_extra_links = (TrigRunLink(),)
+    ui_color = "#e3f1fb"
+
+    def __init__(
+        self,
+        *,
+        spec: JobSpec | Mapping[str, Any] | None = None,
+        url: str | None = None,
+        method: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = None,
+        request_timeout: float | None = None,
+        verify: bool | str | None = None,
+        job_name: str | None = None,
+        target: str | Mapping[str, Any] | None = None,
+        auth: Mapping[str, Any] | None = None,
+        trigger_retry_policy: Mapping[str, Any] | None = None,
+        wait: Mapping[str, Any] | None = None,
+        idempotency: Mapping[str, Any] | None = None,
+        ttl_seconds: float | None = None,
+        overlap: str | None = None,
+        job_params: Mapping[str, Any] | None = None,
+        max_response_bytes: int | None = None,
+        wait_for_completion: bool | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float | timedelta | None = None,
+        timeout: float | timedelta | None = None,
+        trigrun_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        where = f"task {kwargs.get('task_id')!r}"
+        fields = {"url": url, "method": method, "headers": headers, "body": body,
+                  "request_timeout": request_timeout, "verify": verify, "job_name": job_name,
+                  "target": target, "auth": auth, "trigger_retry_policy": trigger_retry_policy,
+                  "wait": wait, "idempotency": idempotency, "ttl_seconds": ttl_seconds,
+                  "overlap": overlap, "job_params": job_params,
+                  "max_response_bytes": max_response_bytes}
+        data = build_spec_dict(spec, fields, where)
+        # The spec's params are Airflow params too, so `{{ params.x }}` renders with them.
+        if data.get("params"):
+            kwargs["params"] = {**data["params"], **(kwargs.get("params") or {})}
+        super().__init__(**kwargs)
+        self.spec: dict[str, Any] = data
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = _seconds(poll_interval)
+        self.timeout = _seconds(timeout)
+        self.trigrun_conn_id = trigrun_conn_id
+        self._fired: tuple[JobSpec, str] | None = None
+        self._waiting = False
+        already_valid = isinstance(spec, JobSpec) and not any(
+            v is not None for v in fields.values()) and not trigrun_conn_id
+        if not already_valid:
+            # Fail while the DAG file is parsed, naming task, job and field. A connection is
+            # never looked up here: a placeholder stands in for it.
+            check = {"name": self.task_id, **data}
+            if trigrun_conn_id:
+                check = apply_connection(check, placeholder(trigrun_conn_id))
+            validate(check, f"{where} (DAG file check)")
+
+    # -- spec ------------------------------------------------------------------------------
+    def default_job_name(self) -> str:
+        name = f"{self.dag_id}.{self.task_id}"
+        map_index = getattr(self, "_trigrun_map_index", -1)
+        return f"{name}[{map_index}]" if map_index is not None and map_index >= 0 else name
+
+    def _named(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        return {"name": self.default_job_name(), **data} if not data.get("name") else dict(data)
+
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Airflow renders the spec; trigrun's template names are added to its context.
+
+        ``scheduled_time`` and ``job`` always; ``ds``, ``ds_nodash`` and ``ts`` from the
+        scheduled time when Airflow has none (a run without a logical date). Airflow's own
+        values win.
+        """
+        ti = context.get("ti")
+        self._trigrun_map_index = getattr(ti, "map_index", -1)
+        name = self._named(self.spec)["name"]
+        when = scheduled_time(context)
+        extra = {"scheduled_time": when.isoformat(), "ds": when.strftime("%Y-%m-%d"),
+                 "ds_nodash": when.strftime("%Y%m%d"), "ts": when.isoformat(),
+                 "job": {"name": name, "slug": JobSpec.model_construct(name=name).slug}}
+        merged: Any = {**extra, **context}
+        super().render_template_fields(merged, jinja_env)
+
+    def job_spec(self) -> JobSpec:
+        """The rendered spec, completed from the connection, validated. Execute time only."""
+        data = self._named(self.spec)
+        if self.trigrun_conn_id:
+            info = TrigRunHook(trigrun_conn_id=self.trigrun_conn_id).connection_info()
+            if info is not None:
+                data = apply_connection(data, info)
+        return validate(data, f"task {self.task_id!r}")
+
+    def _on_event(self, event: Event) -> None:
+        self.log.info("%s", event.message)
+
+    # -- execute ---------------------------------------------------------------------------
+    def execute(self, context: Any) -> dict[str, Any]:
+        spec = self.job_spec()
+        when = scheduled_time(context)
+        fire_log = self._recall(context, spec, when)
+        if fire_log is None:
+            result = self.send_trigger(context, spec, when)
+            self._remember(context, spec, result)
+            fire_log = result.to_log()
+        run_id, run_url = fire_log.get("run_id"), fire_log.get("run_url")
+        ti = context["ti"]
+        if run_id:
+            ti.xcom_push(key=XCOM_RUN_ID, value=run_id)
+            ti.xcom_push(key=XCOM_RUN_URL, value=run_url)
+        waits = spec.waits if self.wait_for_completion is None else self.wait_for_completion
+        if fire_log.get("skipped"):
+            self.log.info("job %r skipped: %s", spec.name, fire_log.get("reason"))
+            return fire_log
+        if not waits:
+            return fire_log
+        if not run_id:
+            raise TrigRunError(f"job {spec.name!r}: the target returned no run id, so its run "
+                               "cannot be waited on; set wait.run_id_path (webhooks) or "
+                               "wait_for_completion=False")
+        self._fired = (spec, str(run_id))
+        interval = self.poll_interval or spec.wait.poll_interval_seconds
+        timeout = self.timeout if self.timeout is not None else spec.wait.timeout_seconds
+        end_time = time.time() + timeout
+        if self.deferrable:
+            # The execution log so far is visible while the task is deferred, and it is how
+            # execute_complete finds it when next_kwargs lose it (dag.test() replaces them).
+            ti.xcom_push(key=XCOM_TRIGGER_LOG, value=fire_log)
+            self.log.info("deferring: waiting for run %s in the triggerer", run_id)
+            self.defer(
+                trigger=TrigRunTrigger(spec=spec_to_dict(spec), run_id=str(run_id),
+                                       end_time=end_time, poll_interval=interval,
+                                       run_url=run_url, conn_id=self.trigrun_conn_id,
+                                       not_before=time.time() + SETTLE_SECONDS),
+                method_name="execute_complete",
+                kwargs={"fire_log": fire_log},
+                timeout=timedelta(seconds=timeout + max(DEFER_GRACE_SECONDS, 3 * interval)),
+            )
+        # Left set if the wait is interrupted (execution_timeout, SIGTERM): on_kill then cancels.
+        self._waiting = True
+        with sync_engine(on_event=self._on_event) as engine:
+            run = engine.wait(spec, str(run_id), poll_interval=interval, end_time=end_time)
+        self._waiting = False
+        event = {"status": event_status(run.state.value), "run_id": run.run_id,
+                 "message": run.message, "run_url": run.run_url or run_url,
+                 "state": run.state.value, "polls": run.polls,
+                 "duration_ms": round(run.duration_ms, 1), "waited_in": "worker"}
+        return self._finish(spec, fire_log, event)
+
+    def send_trigger(self, context: Any, spec: JobSpec, when: Any) -> TriggerResult:
+        """Send the trigger request (with the job's retry policy); raise if it failed."""
+        with sync_engine(on_event=self._on_event) as engine:
+            result = engine.fire(spec, render=False, scheduled_time=when)
+        if result.adopted:
+            self.log.info("adopted run %s: %s", result.run_id, result.reason)
+        result.raise_for_failure()
+        return result
+
+    def execute_complete(self, context: Any, event: Mapping[str, Any],
+                         fire_log: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Resume after the trigger fired: succeed with the log, or fail with its message."""
+        if not fire_log:
+            fire_log = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_TRIGGER_LOG)
+        return self._finish(self.job_spec(), dict(fire_log or {}),
+                            {**event, "waited_in": "triggerer"})
+
+    def _finish(self, spec: JobSpec, fire_log: dict[str, Any],
+                event: dict[str, Any]) -> dict[str, Any]:
+        status = event.get("status")
+        message = str(event.get("message") or "")
+        self.log.info("run %s: %s (%s)", event.get("run_id"), status, message)
+        out = {**fire_log, "wait": {k: v for k, v in event.items() if k != "run_id"}}
+        if event.get("run_url"):
+            out["run_url"] = event["run_url"]
+        if status == "success":
+            return out
+        if status == "timeout":
+            raise RunTimeout(message)
+        if event.get("state") in ("failed", "cancelled") and spec.idempotency.enabled:
+            raise AirflowFailException(
+                f"{message}. Not retried: a retry of this task would adopt the same run "
+                "(exactly-once). Re-run the downstream job, or set idempotency.enabled: false "
+                "to fire anew on every try.")
+        raise RunFailed(message)
+
+    # -- exactly once across tries ----------------------------------------------------------
+    def _recall(self, context: Any, spec: JobSpec, when: Any) -> dict[str, Any] | None:
+        store = context.get("task_state_store")
+        if store is None or not spec.idempotency.enabled:
+            return None
+        key = idempotency_key(spec, when)
+        try:
+            saved = store.get(STATE_KEY)
+        except Exception as exc:
+            self.log.warning("task_state_store unavailable (%s); relying on the idempotency key",
+                             type(exc).__name__)
+            return None
+        if not isinstance(saved, dict) or saved.get("idempotency_key") != key \
+                or not saved.get("run_id"):
+            return None
+        ti = context.get("ti")
+        reason = (f"task_state_store: try {getattr(ti, 'try_number', '?')} adopts run "
+                  f"{saved['run_id']}, started by an earlier try of this task")
+        self.log.info("%s; not sending the trigger request again", reason)
+        return {"job": spec.name, "ok": True, "status": None, "duration_ms": 0.0,
+                "attempts": [], "response": None, "response_truncated": False,
+                "run_id": saved["run_id"], "run_url": saved.get("run_url"),
+                "idempotency_key": key, "scheduled_time": saved.get("scheduled_time"),
+                "target": saved.get("target"), "skipped": False, "reason": reason,
+                "adopted": True, "error": None}
+
+    def _remember(self, context: Any, spec: JobSpec, result: TriggerResult) -> None:
+        store = context.get("task_state_store")
+        if store is None or not spec.idempotency.enabled or not result.run_id:
+            return
+        try:
+            store.set(STATE_KEY, {"idempotency_key": result.idempotency_key,
+                                  "run_id": result.run_id, "run_url": result.run_url,
+                                  "scheduled_time": result.scheduled_time,
+                                  "target": result.target})
+        except Exception as exc:
+            self.log.warning("could not save the run id in task_state_store (%s); a retry "
+                             "relies on the idempotency key", type(exc).__name__)
+
+    # -- kill ------------------------------------------------------------------------------
+    def on_kill(self) -> None:
+        fired = self._fired
+        if fired is None or not self._waiting:
+            return
+        spec, run_id = fired
+        self.log.info("task killed: cancelling downstream run %s", run_id)
+
+        def cancel() -> None:
+            try:
+                with sync_engine(on_event=self._on_event) as engine:
+                    ok = engine.cancel(spec, run_id)
+                self.log.info("cancel of run %s %s", run_id, "requested" if ok else "failed")
+            except Exception as exc:
+                self.log.warning("cancelling run %s failed: %s", run_id, type(exc).__name__)
+
+        # A signal handler may interrupt the main thread while it holds the supervisor
+        # channel's lock; a helper thread cannot deadlock on it, and is waited for briefly.
+        worker = threading.Thread(target=cancel, name="trigrun-cancel", daemon=True)
+        worker.start()
+        worker.join(KILL_CANCEL_WAIT)

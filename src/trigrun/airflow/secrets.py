@@ -1,0 +1,174 @@
+"""``secret://`` references resolved from Airflow connections and variables.
+
+So every Airflow secrets backend (Vault, AWS Secrets Manager, environment variables, the
+metadata database...) works for trigrun with nothing more to configure. The grammar:
+
+``secret://conn/<conn_id>/<field>``
+    A field of an Airflow connection: ``password``, ``login``, ``host``, ``schema``, ``port``,
+    or ``extra/<key>[/<key>...]`` for a value inside the connection's extra JSON
+    (``secret://conn/prod/extra/headers/X-Api-Key``). The ``trigrun`` connection type writes
+    these references itself (see ``hooks``), so specs never carry the values.
+``secret://var/<key>``
+    An Airflow variable.
+``secret://<name>``
+    The password of connection ``<name>`` when that connection exists and has one, else the
+    variable ``<name>``. When neither exists the next resolver of the chain is asked: trigrun's
+    ``EnvSecrets`` (``TRIGRUN_SECRET_<NAME>``).
+
+Where the lookups run:
+
+- In a worker (operator, sensor in poke mode) the synchronous Task SDK calls are used
+  (``Connection.get``, ``Variable.get``): they go through the task supervisor.
+- In the triggerer the lookups are awaited, never blocking the shared event loop:
+  ``Connection.async_get`` for connections, and for variables each configured secrets backend's
+  ``aget_variable`` (the execution-API backend has one) or its sync getter in a thread, which
+  is what Airflow's own ``Connection.async_get`` does for connections.
+
+Every resolved value is registered with Airflow's secrets masker (``mask_secret`` in a worker,
+``amask_secret`` in the triggerer), so it is redacted from task and trigger logs too, not only
+from trigrun's own messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from . import _compat  # noqa: F401
+
+log = logging.getLogger(__name__)
+
+CONN_FIELDS = ("password", "login", "host", "schema", "port", "extra")
+
+
+def parse_reference(name: str) -> tuple[str, str, list[str]]:
+    """``("conn", conn_id, path)``, ``("var", key, [])`` or ``("any", name, [])``."""
+    head, _, rest = name.partition("/")
+    if head == "conn" and rest:
+        conn_id, _, path = rest.partition("/")
+        fields = [p for p in path.split("/") if p] if path else ["password"]
+        if fields[0] not in CONN_FIELDS:
+            raise ValueError(f"secret://{name}: {fields[0]!r} is not a connection field; use one "
+                             f"of {', '.join(CONN_FIELDS)} (extra/<key> for extra JSON)")
+        return "conn", conn_id, fields
+    if head == "var" and rest:
+        return "var", rest, []
+    return "any", name, []
+
+
+def _as_text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, (dict, list)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _field(conn: Any, fields: list[str], extra: dict[str, Any] | None) -> str | None:
+    first = fields[0]
+    if first != "extra":
+        return _as_text(getattr(conn, first, None))
+    value: Any = extra or {}
+    for key in fields[1:]:
+        if not isinstance(value, dict):
+            return None
+        # Values set through the connection form are stored with a prefix.
+        value = value.get(key, value.get(f"extra__trigrun__{key}"))
+    return _as_text(value)
+
+
+def _is_not_found(exc: BaseException) -> bool:
+    from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
+
+    return isinstance(exc, (AirflowNotFoundException, AirflowRuntimeError))
+
+
+class AirflowSecrets:
+    """A trigrun secrets resolver: call it in a worker, await ``aresolve`` in the triggerer."""
+
+    def __repr__(self) -> str:
+        return "AirflowSecrets()"
+
+    # -- sync (worker) ---------------------------------------------------------------------
+    def __call__(self, name: str) -> str | None:
+        from airflow.sdk import Connection, Variable
+        from airflow.sdk.log import mask_secret
+
+        kind, key, fields = parse_reference(name)
+        value: str | None = None
+        if kind in ("conn", "any"):
+            try:
+                conn = Connection.get(key)
+            except Exception as exc:
+                if not _is_not_found(exc):
+                    raise
+                conn = None
+            if conn is not None:
+                extra = conn.extra_dejson if fields and fields[0] == "extra" else None
+                value = _field(conn, fields or ["password"], extra)
+        if value is None and kind in ("var", "any"):
+            try:
+                value = _as_text(Variable.get(key, default=None))
+            except Exception as exc:
+                if not _is_not_found(exc):
+                    raise
+        if value is not None:
+            mask_secret(value)
+        return value
+
+    # -- async (triggerer) -----------------------------------------------------------------
+    async def aresolve(self, name: str) -> str | None:
+        from airflow.sdk import Connection
+        from airflow.sdk.log import amask_secret
+
+        kind, key, fields = parse_reference(name)
+        value: str | None = None
+        if kind in ("conn", "any"):
+            try:
+                conn = await Connection.async_get(key)
+            except Exception as exc:
+                if not _is_not_found(exc):
+                    raise
+                conn = None
+            if conn is not None:
+                extra = await conn.aextra_dejson() if fields and fields[0] == "extra" else None
+                value = _field(conn, fields or ["password"], extra)
+        if value is None and kind in ("var", "any"):
+            value = _as_text(await aget_variable(key))
+        if value is not None:
+            await amask_secret(value)
+        return value
+
+
+async def aget_variable(key: str) -> str | None:
+    """An Airflow variable's raw value, or None, without blocking the event loop."""
+    try:
+        from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
+    except ImportError:  # pragma: no cover - a Task SDK that moved it: fall back to a thread
+        return await asyncio.to_thread(_sync_variable, key)
+    from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
+
+    for backend in ensure_secrets_backend_loaded():
+        try:
+            getter = getattr(backend, "aget_variable", None)
+            if getter is not None:
+                value = await getter(key)
+            else:
+                value = await asyncio.to_thread(backend.get_variable, key)
+        except AirflowSecretsBackendAccessDenied:
+            raise  # an explicit deny must not fall through to a laxer backend
+        except Exception:
+            log.debug("variable lookup in %s failed", type(backend).__name__, exc_info=True)
+            continue
+        if value is not None:
+            return str(value)
+    return None
+
+
+def _sync_variable(key: str) -> str | None:  # pragma: no cover - see aget_variable
+    from airflow.sdk import Variable
+
+    value = Variable.get(key, default=None)
+    return None if value is None else str(value)

@@ -1,0 +1,1 @@
+from tests.airflow._live import live  # noqa: F401  (fixture)

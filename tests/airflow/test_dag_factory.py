@@ -1,0 +1,167 @@
+"""``dags_from_specs`` and the example DAGs, parsed by Airflow's own DagBag, offline."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+
+EXAMPLES = ROOT / "example_dags"
+SEED_JOB = {
+    "name": "Nightly ETL - production to warehouse", "kind": "cron",
+    "schedule": {"cron": "0 1 * * *"},
+    "request": {"url": "https://airflow.example.com/api/v1/dags/nightly_etl/dagRuns",
+                "method": "POST",
+                "headers": {"Authorization": "secret://airflow-api-key",
+                            "Content-Type": "application/json"},
+                "body": {"conf": {"source": "production"}}, "timeout_seconds": 30},
+    "retry_policy": {"max_attempts": 3, "retry_on_statuses": [500, 502, 503]},
+}
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Any outgoing connection fails the test: parsing must stay offline."""
+    attempts: list[Any] = []
+
+    def refuse(self: socket.socket, address: Any) -> None:
+        attempts.append(address)
+        raise AssertionError(f"network access while parsing: {address}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    yield attempts
+    assert attempts == []
+
+
+def write_jobs(tmp_path: Path, jobs: list[dict[str, Any]], name: str = "jobs.json") -> Path:
+    path = tmp_path / name
+    path.write_text(json.dumps({"jobs": jobs}))
+    return path
+
+
+def test_example_dags_load_with_zero_import_errors(no_network: list[Any]) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLES))
+    assert bag.import_errors == {}
+    assert {"trigrun_nightly_pipeline", "trigrun_dbt_cloud_deferrable",
+            "trigrun_dbt_cloud_fire_then_sense", "trigrun_extract_production_to_warehouse",
+            "trigrun_transform_dbt_models", "trigrun_load_dashboards",
+            "trigrun_notify_team"} <= set(bag.dag_ids)
+    pipeline = bag.dags["trigrun_nightly_pipeline"]
+    assert [t.task_id for t in pipeline.topological_sort()] == [
+        "extract", "transform", "load_dashboards", "notify"]
+
+
+def test_one_dag_per_job_with_its_schedule(tmp_path: Path, no_network: list[Any]) -> None:
+    from airflow.sdk import CronTriggerTimetable
+
+    from trigrun.airflow import TrigRunOperator, dags_from_specs
+
+    jobs = [SEED_JOB,
+            {**SEED_JOB, "name": "NY job", "schedule": {"cron": "30 1 * * *",
+                                                         "timezone": "America/New_York"},
+             "tags": ["etl", "ny"], "owner": "data-team", "description": "New York nightly"},
+            {**SEED_JOB, "name": "Off", "enabled": False},
+            {**SEED_JOB, "name": "By hand", "kind": "manual", "schedule": None},
+            {**SEED_JOB, "name": "Just once", "kind": "once",
+             "schedule": {"at": "2030-05-01T09:00:00", "timezone": "Europe/Berlin"}}]
+    dags = dags_from_specs(write_jobs(tmp_path, jobs), tags=["factory"])
+    assert set(dags) == {"trigrun_nightly_etl_production_to_warehouse", "trigrun_ny_job",
+                         "trigrun_by_hand", "trigrun_just_once"}
+    ny = dags["trigrun_ny_job"]
+    assert isinstance(ny.timetable, CronTriggerTimetable)
+    assert ny.timetable.expression == "30 1 * * *"
+    assert "America/New_York" in str(ny.timetable.timezone)
+    assert ny.max_active_runs == 1
+    assert ny.catchup is False
+    assert set(ny.tags) == {"trigrun", "etl", "ny", "factory"}
+    assert ny.description == "New York nightly"
+    task = ny.get_task("trigger")
+    assert isinstance(task, TrigRunOperator)
+    assert task.owner == "data-team"
+    assert task.spec["name"] == "NY job"  # the job's name keys its idempotency
+    assert type(dags["trigrun_by_hand"].timetable).__name__ == "NullTimetable"
+    once = dags["trigrun_just_once"]
+    assert once.start_date == datetime(2030, 5, 1, 7, 0, tzinfo=timezone.utc)  # 09:00 Berlin
+
+
+def test_disabled_jobs_can_be_kept_as_paused_dags(tmp_path: Path) -> None:
+    from trigrun.airflow import dags_from_specs
+
+    dags = dags_from_specs(write_jobs(tmp_path, [{**SEED_JOB, "enabled": False}]),
+                           include_disabled=True)
+    (dag,) = dags.values()
+    assert dag.is_paused_upon_creation is True
+
+
+def test_a_bad_spec_fails_loudly_naming_file_job_and_field(tmp_path: Path) -> None:
+    from trigrun import SpecError
+    from trigrun.airflow import dags_from_specs
+
+    bad = {**SEED_JOB, "name": "Broken job", "schedule": {"cron": "61 * * * *"}}
+    path = write_jobs(tmp_path, [SEED_JOB, bad])
+    with pytest.raises(SpecError) as err:
+        dags_from_specs(path)
+    message = str(err.value)
+    assert str(path) in message
+    assert "'Broken job'" in message
+    assert "schedule.cron" in message
+
+
+def test_a_bad_spec_is_an_import_error_in_the_dagbag(tmp_path: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    jobs = write_jobs(tmp_path, [{**SEED_JOB, "name": "Broken", "retry_policy":
+                                  {"retry_on_statuses": [404]}}])
+    dag_file = tmp_path / "jobs_dags.py"
+    dag_file.write_text("from trigrun.airflow import dags_from_specs\n"
+                        f"globals().update(dags_from_specs({str(jobs)!r}))\n# airflow dag\n")
+    bag = DagBag(dag_folder=str(dag_file))
+    (error,) = bag.import_errors.values()
+    assert "'Broken'" in error
+    assert "retry_policy.retry_on_statuses" in error
+
+
+def test_jobs_that_map_to_one_dag_id_are_refused(tmp_path: Path) -> None:
+    from trigrun import SpecError
+    from trigrun.airflow import dags_from_specs
+
+    path = write_jobs(tmp_path, [{**SEED_JOB, "name": "A-B"}, {**SEED_JOB, "name": "a b"}])
+    with pytest.raises(SpecError, match="'A-B' and 'a b' both become DAG 'trigrun_a_b'"):
+        dags_from_specs(path)
+
+
+def test_the_parsed_file_is_cached_until_it_changes(tmp_path: Path) -> None:
+    from trigrun.airflow.dag_factory import load_specs
+
+    path = write_jobs(tmp_path, [SEED_JOB])
+    first = load_specs(path)
+    assert load_specs(path) is first
+    path.write_text(json.dumps({"jobs": [SEED_JOB, {**SEED_JOB, "name": "second"}]}))
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
+    assert [s.name for s in load_specs(path)] == [SEED_JOB["name"], "second"]
+
+
+def test_factory_dags_carry_the_connection_and_operator_options(tmp_path: Path) -> None:
+    from trigrun.airflow import dags_from_specs
+
+    # A jobs file is complete on its own (`trigrun validate` checks it); the connection adds
+    # the credentials at execute time.
+    short = {"name": "short", "schedule": {"cron": "0 * * * *"},
+             "target": {"type": "airflow", "base_url": "https://af.example.com", "dag_id": "etl"}}
+    dags = dags_from_specs(write_jobs(tmp_path, [short]), trigrun_conn_id="prod",
+                           deferrable=True, operator_kwargs={"poll_interval": 5})
+    task = dags["trigrun_short"].get_task("trigger")
+    assert task.trigrun_conn_id == "prod"
+    assert task.deferrable is True
+    assert task.poll_interval == 5

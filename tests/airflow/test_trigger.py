@@ -1,0 +1,185 @@
+"""TrigRunTrigger against a scripted HTTP server on 127.0.0.1 (webhook preset).
+
+The trigger runs as the triggerer runs it: ``run()`` awaited on an event loop, ``on_kill()``
+awaited after a user action. Secrets come from a real Airflow variable (environment backend).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.helpers.httpserver import LocalServer, Reply
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+CANARY = "trigger-canary-" + os.urandom(8).hex()
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[LocalServer]:
+    with LocalServer() as server:
+        yield server
+
+
+@pytest.fixture
+def server(srv: LocalServer, monkeypatch: pytest.MonkeyPatch) -> LocalServer:
+    srv.reset()
+    monkeypatch.setenv("AIRFLOW_VAR_TRIGRUN_TRIGGER_CANARY", CANARY)
+    return srv
+
+
+def spec(server: LocalServer, **wait: Any) -> dict[str, Any]:
+    return {"name": "webhook job", "target": "webhook",
+            "request": {"url": f"{server.url}/hook",
+                        "headers": {"Authorization": "secret://var/trigrun_trigger_canary"}},
+            "wait": {"status_url": f"{server.url}/runs/{{run_id}}", "status_path": "state",
+                     "run_id_path": "id", "cancel_url": f"{server.url}/runs/{{run_id}}/cancel",
+                     **wait}}
+
+
+def trigger(server: LocalServer, *, deadline: float = 30, poll: float = 0.2,
+            **wait: Any) -> Any:
+    from trigrun.airflow import TrigRunTrigger
+
+    return TrigRunTrigger(spec=spec(server, **wait), run_id="r1",
+                          end_time=time.time() + deadline, poll_interval=poll)
+
+
+async def first_event(trig: Any) -> dict[str, Any]:
+    event = await anext(trig.run())
+    return dict(event.payload)
+
+
+def test_transient_errors_are_retried_with_backoff(server: LocalServer) -> None:
+    server.on("GET", "/runs/{run_id}", Reply(503), Reply(502), Reply(json={"state": "success"}))
+    event = asyncio.run(first_event(trigger(server)))
+    assert event["status"] == "success"
+    assert event["run_id"] == "r1"
+    polls = server.requests_to("/runs/r1")
+    assert len(polls) == 3
+    gaps = [b.at - a.at for a, b in itertools.pairwise(polls)]
+    assert gaps[0] >= 0.9  # backoff after a failed check: at least 1 s, then doubling
+    assert gaps[1] >= 1.9
+    # The secret was resolved (from an Airflow variable) and sent...
+    assert polls[0].headers["authorization"] == CANARY
+
+
+def test_a_definite_error_stops_at_once_without_a_hot_loop(server: LocalServer) -> None:
+    server.on("GET", "/runs/{run_id}", Reply(403, json={"detail": "forbidden"}))
+    event = asyncio.run(first_event(trigger(server)))
+    assert event["status"] == "error"
+    assert "403" in event["message"]
+    time.sleep(0.5)
+    assert len(server.requests_to("/runs/r1")) == 1
+
+
+def test_own_deadline_times_out_and_cancels(server: LocalServer) -> None:
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "running"}))
+    server.on("POST", "/runs/{run_id}/cancel", Reply(json={"ok": True}))
+    event = asyncio.run(first_event(trigger(server, deadline=1.5, poll=0.3)))
+    assert event["status"] == "timeout"
+    assert "cancel requested" in event["message"]
+    assert len(server.requests_to("/runs/r1/cancel", "POST")) == 1
+    polls = server.requests_to("/runs/r1", "GET")
+    assert 2 <= len(polls) <= 8  # slept between polls
+
+
+def test_unknown_status_is_an_error_event(server: LocalServer) -> None:
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "weird"}))
+    event = asyncio.run(first_event(trigger(server)))
+    assert event["status"] == "error"
+    assert "unknown status 'weird'" in event["message"]
+
+
+def test_failed_and_cancelled_runs(server: LocalServer) -> None:
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "failed"}))
+    assert asyncio.run(first_event(trigger(server)))["status"] == "error"
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "cancelled"}))
+    assert asyncio.run(first_event(trigger(server)))["status"] == "cancelled"
+
+
+def test_on_kill_cancels_the_run_and_the_sensor_flavour_does_not(server: LocalServer) -> None:
+    from trigrun.airflow import TrigRunTrigger
+
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "running"}))
+    server.on("POST", "/runs/{run_id}/cancel", Reply(json={"ok": True}))
+
+    async def kill_after_a_poll(trig: Any) -> None:
+        task = asyncio.ensure_future(first_event(trig))
+        while not server.requests_to("/runs/r1", "GET"):
+            await asyncio.sleep(0.05)
+        task.cancel("user action")  # what the triggerer does, then it awaits on_kill()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await trig.on_kill()
+
+    asyncio.run(kill_after_a_poll(trigger(server)))
+    assert len(server.requests_to("/runs/r1/cancel", "POST")) == 1
+    kwargs = trigger(server).serialize()[1]
+    sensor_trigger = TrigRunTrigger(**{**kwargs, "cancel_on_kill": False})
+    asyncio.run(kill_after_a_poll(sensor_trigger))
+    assert len(server.requests_to("/runs/r1/cancel", "POST")) == 1
+
+
+def test_triggers_on_one_loop_share_one_engine(server: LocalServer) -> None:
+    from trigrun.airflow import triggers
+
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "running"}),
+              Reply(json={"state": "running"}), Reply(json={"state": "success"}))
+    seen: list[Any] = []
+
+    async def both() -> list[dict[str, Any]]:
+        a, b = trigger(server), trigger(server)
+        tasks = [asyncio.ensure_future(first_event(t)) for t in (a, b)]
+        while len(server.requests_to("/runs/r1")) < 2:
+            await asyncio.sleep(0.02)
+        seen.append(triggers.shared_engine_count())
+        seen.extend(s.engine for s in triggers._ENGINES.values())
+        return list(await asyncio.gather(*tasks))
+
+    events = asyncio.run(both())
+    assert [e["status"] for e in events] == ["success", "success"]
+    assert seen[0] == 1  # one engine (one connection pool) for both triggers
+    assert triggers.shared_engine_count() == 0  # closed with its last trigger
+
+
+def test_secret_never_in_kwargs_repr_or_event(server: LocalServer) -> None:
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "success", "echo": CANARY}))
+    trig = trigger(server)
+    event = asyncio.run(first_event(trig))
+    assert server.requests_to("/runs/r1")[0].headers["authorization"] == CANARY
+    for text in (repr(trig), json.dumps(trig.serialize()), json.dumps(event)):
+        assert CANARY not in text
+    assert "secret://var/trigrun_trigger_canary" in json.dumps(trig.serialize())
+
+
+def test_event_is_held_until_not_before(server: LocalServer) -> None:
+    """A deferring task asks for this: Airflow 3.3.2 fails tasks whose trigger fires too soon."""
+    from trigrun.airflow import TrigRunTrigger
+
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "success"}))
+    kwargs = trigger(server).serialize()[1]
+    held = TrigRunTrigger(**{**kwargs, "not_before": time.time() + 1.5})
+    t0 = time.monotonic()
+    event = asyncio.run(first_event(held))
+    assert event["status"] == "success"
+    assert time.monotonic() - t0 >= 1.4
+    assert len(server.requests_to("/runs/r1")) == 1  # held, not polling again
+
+
+def test_invalid_spec_is_an_error_event_not_a_crash() -> None:
+    from trigrun.airflow import TrigRunTrigger
+
+    trig = TrigRunTrigger(spec={"name": "x"}, run_id="1", end_time=time.time() + 5,
+                          poll_interval=1)
+    event = asyncio.run(first_event(trig))
+    assert event["status"] == "error"
+    assert "invalid" in event["message"]
