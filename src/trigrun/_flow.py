@@ -18,13 +18,13 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._exceptions import SecretNotFound, SpecError
+from ._exceptions import SecretNotFound, SpecError, TrigRunError
 from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec
 from ._results import Attempt, RunResult, RunState, TriggerResult
 from ._retry import next_delay, parse_retry_after, poll_error_delay
 from ._secrets import Redactor, find_references, substitute
 from ._targets import HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, preset_for
-from ._templates import render_spec, template_context
+from ._templates import needs_render, render_spec, template_context
 
 logger = logging.getLogger("trigrun")
 
@@ -48,6 +48,9 @@ class Sleep:
 @dataclass(frozen=True)
 class Resolve:
     names: tuple[str, ...]
+    # False: a value the engine resolved in the last few seconds will do (status polls of
+    # thousands of waits on one engine); True: ask the resolvers now (a fire).
+    fresh: bool = True
 
 
 @dataclass(frozen=True)
@@ -95,18 +98,27 @@ class EngineState:
         return datetime.fromtimestamp(self.wall(), tz=timezone.utc)
 
     def emit(self, kind: str, job: str, message: str, **data: Any) -> None:
+        # A triggerer polls thousands of runs: a line per poll is DEBUG, the rest is INFO.
+        level = logging.DEBUG if kind == "poll" else logging.INFO
+        log = logger.isEnabledFor(level)
+        if not log and self.on_event is None:
+            return
         message = self.redactor.text(message)
-        data = self.redactor.obj(data)
-        logger.info("%s: %s", job, message)
+        if log:
+            logger.log(level, "%s: %s", job, message)
         if self.on_event is not None:
-            self.on_event(Event(kind, job, message, data))
+            self.on_event(Event(kind, job, message, self.redactor.obj(data)))
 
 
 def idempotency_key(spec: JobSpec, scheduled: datetime) -> str:
     """Stable for one scheduled fire: the job name and the scheduled time, nothing else."""
     if spec.idempotency.key:
         return spec.idempotency.key
-    stamp = scheduled.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+00:00")
+    utc = scheduled.astimezone(timezone.utc)
+    # Microseconds are kept when present: Airflow 3 manual runs have no logical date, and two
+    # started in the same second are two fires. Schedule ticks have none, so their key is short.
+    micro = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    stamp = utc.strftime("%Y-%m-%dT%H:%M:%S") + micro + "+00:00"
     digest = hashlib.sha256(f"{spec.name}\n{stamp}".encode()).hexdigest()[:12]
     return f"trigrun__{stamp}__{digest}"
 
@@ -126,6 +138,25 @@ def _jwt_expiry(token: str) -> float | None:
         return None
 
 
+# The secret names a spec uses, by spec: a wait asks on every poll, and thousands of waits on
+# one engine may share a spec. The entry holds the spec, so its id cannot be reused meanwhile.
+_REFS: dict[int, tuple[JobSpec, tuple[str, ...]]] = {}
+_REFS_MAX = 1024
+
+
+def spec_references(spec: JobSpec) -> tuple[str, ...]:
+    """Every ``secret://`` name the job's request, target, auth and wait use (cached)."""
+    hit = _REFS.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    refs = tuple(find_references(spec.model_dump(mode="json",
+                                                 include={"request", "target", "auth", "wait"})))
+    if len(_REFS) >= _REFS_MAX:
+        _REFS.clear()
+    _REFS[id(spec)] = (spec, refs)
+    return refs
+
+
 class JobFlows:
     """The flows for one (rendered) spec: fire, wait, poll, cancel."""
 
@@ -135,13 +166,14 @@ class JobFlows:
         self.preset: Preset = preset_for(spec)
         self.secrets: dict[str, str] = {}
         self.key = key
+        self._status_calls: dict[str, HttpCall] = {}
 
     # -- secrets and sending ---------------------------------------------------------------
-    def _resolve(self, *objs: Any) -> Flow:
-        names = [n for n in find_references(list(objs)) if n not in self.secrets]
+    def _resolve(self, refs: tuple[str, ...], fresh: bool = True) -> Flow:
+        names = [n for n in refs if n not in self.secrets]
         if not names:
             return None
-        values = yield Resolve(tuple(names))
+        values = yield Resolve(tuple(names), fresh)
         for name in names:
             value = values.get(name)
             if value is None:
@@ -154,9 +186,9 @@ class JobFlows:
                 self.state.on_secret(value)
         return None
 
-    def resolve_all(self) -> Flow:
+    def resolve_all(self, fresh: bool = True) -> Flow:
         """Resolve every reference the job uses before anything is sent."""
-        yield from self._resolve(self.spec.model_dump(mode="json", include={"request", "target", "auth", "wait"}))
+        yield from self._resolve(spec_references(self.spec), fresh)
 
     def _auth_headers(self, call: HttpCall) -> Flow:
         auth = self.spec.auth
@@ -223,11 +255,17 @@ class JobFlows:
             headers.update(extra_headers)
         url = substitute(call.url, self.secrets)
         content: bytes | None = None
+        body_has_secret = False
         if call.json is not None:
-            content = json.dumps(substitute(call.json, self.secrets), separators=(",", ":")).encode()
+            raw = json.dumps(call.json, separators=(",", ":"))
+            body_has_secret = "secret://" in raw
+            if body_has_secret:
+                raw = json.dumps(substitute(call.json, self.secrets), separators=(",", ":"))
+            content = raw.encode()
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = "application/json"
         elif call.content is not None:
+            body_has_secret = "secret://" in call.content
             content = substitute(call.content, self.secrets).encode()
         timeout = req.timeout_seconds if req else 30.0
         verify = req.verify if req else True
@@ -235,7 +273,6 @@ class JobFlows:
         secret_headers = {k for k, v in call.headers.items() if "secret://" in v}
         if extra_headers:
             secret_headers |= set(extra_headers)
-        body_has_secret = "secret://" in json.dumps(call.json) or "secret://" in (call.content or "")
         # Read past the cap, so a secret straddling it is whole when redacted (see ``keep``).
         limit = max(self.state.read_limit, self.spec.max_response_bytes + 4096)
         for _hop in range(10):
@@ -288,7 +325,13 @@ class JobFlows:
             data = reply.json()
             if data is None:
                 data = reply.text
-            return red.obj(data), False
+            # Parsed JSON holds no secret that its text does not show, unless escaped (a
+            # backslash) or in UTF-16/32 (NULs in the UTF-8 reading): when the text is clean,
+            # the walk through every value is skipped.
+            text = reply.text
+            if "\\" in text or "\x00" in text or not red.is_clean(text):
+                data = red.obj(data)
+            return data, False
         # Redact before cutting: a secret across the cut would otherwise leave its first half.
         text = red.text(reply.body.decode("utf-8", errors="ignore"))
         kept = text.encode()[:cap].decode("utf-8", errors="ignore")
@@ -343,7 +386,12 @@ class JobFlows:
                         f"({outcome.duration_ms:.0f} ms)", attempt=number,
                         status_code=reply.status_code if reply else None)
                 if reply is not None and reply.ok:
-                    ref = preset.parse_trigger(reply)
+                    try:
+                        ref = preset.parse_trigger(reply)
+                    except PresetError as exc:
+                        return result(False, reply, error=st.redactor.text(
+                            f"job {spec.name!r}: the trigger request to {self._safe_url(call.url)} got "
+                            f"HTTP {reply.status_code}, but {_unreadable(reply, exc)}"))
                     if key is not None and preset.is_replay(reply):
                         st.emit("adopt", spec.name, "the target replayed an earlier answer "
                                 "for this idempotency key")
@@ -429,8 +477,13 @@ class JobFlows:
     # -- poll / wait / cancel ------------------------------------------------------------------
     def poll(self, run_id: str) -> Flow:
         """One status check: a RunStatus, or an Outcome when the check itself failed."""
-        yield from self.resolve_all()
-        outcome: Outcome = yield from self.send(self.preset.status_call(run_id))
+        yield from self.resolve_all(fresh=False)
+        call = self._status_calls.get(run_id)
+        if call is None:  # the same call on every poll of a wait: build it once
+            if len(self._status_calls) > 64:
+                self._status_calls.clear()
+            call = self._status_calls[run_id] = self.preset.status_call(run_id)
+        outcome: Outcome = yield from self.send(call)
         reply = outcome.reply
         if reply is None or not reply.ok:
             return outcome
@@ -442,6 +495,16 @@ class JobFlows:
         red = self.state.redactor
         return replace(status, raw=red.obj(status.raw), message=red.text(status.message),
                        run_url=red.text(status.run_url) if status.run_url else None)
+
+    def _result(self, run_id: str, run_url: str | None, polls: int, started: float,
+                state: RunState, message: str, raw: Any = None) -> RunResult:
+        # A method, not a closure in ``wait``: thousands of suspended waits would each keep
+        # the closure's cells alive.
+        st = self.state
+        return RunResult(job=self.spec.name, state=state, run_id=run_id, run_url=run_url,
+                         message=st.redactor.text(message), polls=polls,
+                         duration_ms=(st.monotonic() - started) * 1000, raw_status=raw,
+                         target=self.preset.name)
 
     def wait(self, run_id: str, run_url: str | None, *, poll_interval: float | None = None,
              timeout: float | None = None, end_time: float | None = None,
@@ -456,16 +519,11 @@ class JobFlows:
         errors = 0
         run_url = run_url or self.preset.run_url(run_id)
 
-        def done(state: RunState, message: str, raw: Any = None) -> RunResult:
-            return RunResult(job=spec.name, state=state, run_id=run_id, run_url=run_url,
-                             message=st.redactor.text(message), polls=polls,
-                             duration_ms=(st.monotonic() - started) * 1000, raw_status=raw,
-                             target=self.preset.name)
-
         while True:
             if not self.preset.supports_wait:
-                return done(RunState.UNKNOWN, f"job {spec.name!r}: target {self.preset.name!r} "
+                return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}: target {self.preset.name!r} "
                             "cannot report run state; set wait.status_url")
+            polled_at = st.monotonic()
             got = yield from self.poll(run_id)
             polls += 1
             if isinstance(got, RunStatus):
@@ -474,25 +532,27 @@ class JobFlows:
                 st.emit("poll", spec.name, f"run {run_id}: {got.state.value} ({got.raw})",
                         state=got.state.value, poll=polls)
                 if got.state is RunState.UNKNOWN:
-                    return done(RunState.UNKNOWN, f"job {spec.name!r}, run {run_id}: {got.message}",
+                    return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}, run {run_id}: {got.message}",
                                 got.raw)
                 if got.state.terminal:
-                    return done(got.state, f"job {spec.name!r}: run {run_id} ended "
+                    return self._result(run_id, run_url, polls, started, got.state, f"job {spec.name!r}: run {run_id} ended "
                                 f"{got.state.value} ({got.message})", got.raw)
-                delay = interval
+                # Polls start every `interval` (the check's own time is not added to it),
+                # but a slow check still leaves at least half an interval of quiet.
+                delay = max(interval / 2, interval - (st.monotonic() - polled_at))
             else:
                 reply = got.reply
                 what = got.error or f"HTTP {reply.status_code if reply else '?'}"
                 transient = reply is None or reply.status_code in (408, 425, 429) or reply.status_code >= 500
                 if not transient:
                     hint = " (is the run id right?)" if reply is not None and reply.status_code == 404 else ""
-                    return done(RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
+                    return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
                                 f"{run_id} failed: {what}{hint}")
                 errors += 1
                 st.emit("poll_error", spec.name, f"status check failed ({what}); "
                         f"{errors} in a row", errors=errors)
                 if errors >= spec.wait.max_consecutive_poll_errors:
-                    return done(RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
+                    return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
                                 f"{run_id} failed {errors} times in a row, last: {what}")
                 delay = poll_error_delay(interval, errors)
                 ra = parse_retry_after(reply.headers.get("retry-after"), st.now()) if reply else None
@@ -504,7 +564,7 @@ class JobFlows:
                 if cancel:
                     cancelled = yield from self.cancel(run_id)
                     message += "; cancel requested" if cancelled else "; cancel failed"
-                return done(RunState.TIMEOUT, message)
+                return self._result(run_id, run_url, polls, started, RunState.TIMEOUT, message)
             yield Sleep(min(delay, remaining))
 
     def cancel(self, run_id: str) -> Flow:
@@ -520,7 +580,18 @@ class JobFlows:
         return ok
 
 
-class _AuthError(Exception):
+def _unreadable(reply: HttpReply, exc: Exception) -> str:
+    """Why a successful trigger reply could not be read, in the user's terms."""
+    if reply.truncated:
+        return (f"the reply was larger than the read limit ({len(reply.body)} bytes kept) "
+                f"and was cut, so it could not be read ({exc})")
+    if reply.json() is None:
+        ctype = reply.headers.get("content-type", "no Content-Type")
+        return f"the reply is not JSON ({ctype}), so it could not be read ({exc})"
+    return str(exc)
+
+
+class _AuthError(TrigRunError):
     pass
 
 
@@ -543,6 +614,21 @@ def _env(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
+_TEMPLATED: dict[int, tuple[JobSpec, bool]] = {}
+
+
+def _needs_render(spec: JobSpec) -> bool:
+    """Whether the spec holds templates, cached per spec (a fire asks every time)."""
+    hit = _TEMPLATED.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    found = needs_render(spec)
+    if len(_TEMPLATED) >= _REFS_MAX:
+        _TEMPLATED.clear()
+    _TEMPLATED[id(spec)] = (spec, found)
+    return found
+
+
 def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
             context: Mapping[str, Any] | None, render: bool) -> tuple[JobSpec, datetime, str | None]:
     """Validate the context, render templates: (rendered spec, scheduled time, skip reason)."""
@@ -551,7 +637,9 @@ def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
     if scheduled.tzinfo is None:
         raise SpecError(f"job {spec.name!r}: scheduled_time {scheduled.isoformat()} has no time "
                         "zone; pass an aware datetime")
-    rendered = render_spec(spec, template_context(spec, scheduled, context)) if render else spec
+    rendered = spec
+    if render and _needs_render(spec):
+        rendered = render_spec(spec, template_context(spec, scheduled, context))
     skip = None
     if spec.ttl_seconds is not None:
         late = (now - scheduled).total_seconds()

@@ -48,7 +48,7 @@ class Schedule(_Model):
     def _tz(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a zone folder name
             raise ValueError(
                 f"unknown time zone {v!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
             ) from None

@@ -54,6 +54,14 @@ def normalize_resolvers(secrets: SecretsArg) -> list[AnyResolver]:
 
 def find_references(obj: Any) -> list[str]:
     """Every secret name referenced anywhere in a JSON-like object, in order, unique."""
+    try:
+        # One pass over the JSON text finds the same names as the walk below, in the same
+        # order (keys before values): JSON escaping never creates or splits a reference.
+        text = json.dumps(obj)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return list(dict.fromkeys(m.group(1) for m in SECRET_RE.finditer(text)))
     seen: dict[str, None] = {}
 
     def walk(o: Any) -> None:
@@ -148,6 +156,10 @@ class Redactor:
 
     def __contains__(self, value: str) -> bool:
         return value in self._values
+
+    def is_clean(self, s: str) -> bool:
+        """True when no known secret, in any of its forms, appears in ``s``."""
+        return self._pattern is None or self._pattern.search(s) is None
 
     def text(self, s: str) -> str:
         if self._pattern is None or not s:

@@ -48,6 +48,10 @@ def _render(obj: Any, ctx: Mapping[str, Any], path: str, problems: list[str], jo
         except TemplateError as exc:
             problems.append(f"job {job!r}, field {path}: template error: {exc}")
             return obj
+        except Exception as exc:  # 1 / 0, "a" + 1...: the template is wrong, not trigrun
+            problems.append(f"job {job!r}, field {path}: template error: "
+                            f"{type(exc).__name__}: {exc}")
+            return obj
         # A value from the run's context (e.g. Airflow conf or Dagster config a user typed)
         # must not be able to name a secret and have it sent. References count only when the
         # spec's author wrote them: in this string (`secret://{{ params.env }}-token`) or in

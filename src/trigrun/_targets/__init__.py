@@ -9,15 +9,21 @@ __all__ = ["HttpCall", "HttpReply", "Preset", "PresetError", "RunRef", "RunStatu
            "preset_for"]
 
 
+_PRESETS: dict[str, type[Preset]] = {}
+
+
 def _registry() -> dict[str, type[Preset]]:
+    if _PRESETS:
+        return _PRESETS
     from .airflow import AirflowPreset
     from .dagster import DagsterPreset
     from .dbt_cloud import DbtCloudPreset
     from .prefect import PrefectPreset
     from .webhook import WebhookPreset
 
-    return {p.name: p for p in (AirflowPreset, DbtCloudPreset, PrefectPreset, DagsterPreset,
-                                WebhookPreset)}
+    _PRESETS.update({p.name: p for p in (AirflowPreset, DbtCloudPreset, PrefectPreset,
+                                         DagsterPreset, WebhookPreset)})
+    return _PRESETS
 
 
 def preset_for(spec: JobSpec) -> Preset:

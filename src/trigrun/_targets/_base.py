@@ -38,11 +38,17 @@ class HttpReply:
         return self.body.decode("utf-8", errors="replace")
 
     def json(self) -> Any:
-        """The parsed JSON body, or None when the body is not JSON."""
+        """The parsed JSON body, or None when the body is not JSON. Parsed once."""
         try:
-            return json.loads(self.body) if self.body else None
+            return self.__dict__["_json"]
+        except KeyError:
+            pass
+        try:
+            data = json.loads(self.body) if self.body else None
         except (ValueError, UnicodeDecodeError):
-            return None
+            data = None
+        self.__dict__["_json"] = data  # a cache, not a field: the reply stays frozen
+        return data
 
     @property
     def ok(self) -> bool:

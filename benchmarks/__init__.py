@@ -1,0 +1,1 @@
+"""trigrun benchmarks: ``python -m benchmarks`` runs them all and writes README.md."""

@@ -1,0 +1,195 @@
+"""The benchmark sections: each runs its contenders in fresh processes and returns plain data."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._common import PY, ROOT, StatusServer, child_env, median, percentile, run_child
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to run. ``full`` is the documented run; ``quick`` a 1-2 minute smoke run."""
+
+    name: str
+    poll_sizes: tuple[int, ...]
+    poll_interval: float
+    poll_polls: int
+    poll_extras_at: int | None  # N at which the references and ablations run (None: never)
+    poll_whatifs_at: tuple[int, ...]  # N at which the what-ifs of proposed changes run
+    fire_requests: int
+    parse_sizes: tuple[int, ...]
+    parse_runs: int
+    import_runs: int
+    dag_parse_helper: bool
+
+
+FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000, (1000, 5000), 2000, (10, 100, 1000), 3, 3,
+            True)
+QUICK = Plan("quick", (200,), 2.0, 3, None, (), 300, (100,), 2, 2, False)
+
+PEERS = ("trigrun_wait", "trigrun_trigger", "http_sensor", "dbt_loop")
+EXTRAS = ("aiohttp_shared", "trigrun_wait_nogrid", "trigrun_wait_httpx")
+WHATIFS = ("trigrun_trigger_quiet",)
+LABELS = {
+    "trigrun_wait": "trigrun `AsyncEngine.wait`",
+    "trigrun_trigger": "trigrun `TrigRunTrigger.run()`",
+    "http_sensor": "Airflow HTTP provider `HttpSensorTrigger`",
+    "dbt_loop": "`DbtCloudRunJobTrigger`-style loop (aiohttp session per poll)",
+    "aiohttp_shared": "reference: hand-written loop, one shared aiohttp session",
+    "trigrun_wait_nogrid": "ablation: trigrun, exact sleeps (no wake-up coalescing)",
+    "trigrun_wait_httpx": "ablation: trigrun on httpx `AsyncClient`, exact sleeps (before)",
+    "trigrun_trigger_quiet": "what-if: `TrigRunTrigger` without its per-poll INFO log line "
+                             "(proposed change to `airflow/triggers.py`, not made)",
+}
+PEER_CONTENDERS = ("http_sensor", "dbt_loop")  # what users would pick instead
+
+Log = Callable[[str], None]
+
+
+def _poll_timeout(n: int, interval: float, polls: int) -> float:
+    # Generous: the slowest contender at N=5000 needs about a minute; never unbounded.
+    return 90.0 + n * 0.04 + interval * polls * 3
+
+
+def poll_section(plan: Plan, log: Log, peers: tuple[str, ...] = PEERS) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    with StatusServer() as server:
+        for index, n in enumerate(plan.poll_sizes):
+            contenders = list(peers)
+            if plan.poll_extras_at == n:
+                contenders += EXTRAS
+            if n in plan.poll_whatifs_at:
+                contenders += WHATIFS
+            # Rotate the order per size, so no contender always runs first (or last).
+            shift = index % len(contenders)
+            contenders = contenders[shift:] + contenders[:shift]
+            for name in contenders:
+                log(f"poll: {name} N={n}")
+                rows.append(_poll_one(server, name, n, plan))
+    return {"interval": plan.poll_interval, "polls_per_run": plan.poll_polls, "rows": rows}
+
+
+def _poll_one(server: StatusServer, name: str, n: int, plan: Plan) -> dict[str, Any]:
+    server.reset(plan.poll_polls)
+    t0 = time.monotonic()
+    try:
+        got = run_child("benchmarks._poll_worker", [
+            name, "--port", str(server.port), "--control", str(server.control_port),
+            "--n", str(n), "--interval", str(plan.poll_interval),
+            "--polls", str(plan.poll_polls)],
+            timeout=_poll_timeout(n, plan.poll_interval, plan.poll_polls))
+    except subprocess.TimeoutExpired:
+        got = {"error": f"did not finish within {_poll_timeout(n, plan.poll_interval, plan.poll_polls):.0f} s"}
+    stats = server.stats()
+    row: dict[str, Any] = {"contender": name, "n": n, "elapsed_s": time.monotonic() - t0}
+    if "error" in got:
+        row["error"] = got["error"]
+        return row
+    requests = stats["requests"]
+    late = [(g - plan.poll_interval) * 1000 for g in stats["gaps"]]
+    row.update({
+        "ok": got["ok"],
+        "requests": requests,
+        "cpu_s": got["cpu_s"],
+        "cpu_per_poll_us": got["cpu_s"] / requests * 1e6 if requests else float("nan"),
+        "rss_per_wait_kb": max(0, got["rss_peak"] - got["rss_base"]) / n / 1024,
+        "late_p50_ms": percentile(late, 50),
+        "late_p99_ms": percentile(late, 99),
+        "late_max_ms": max(late) if late else float("nan"),
+        "connections": stats["connections"],
+        "max_open": stats["max_open"],
+        "wall_s": got["wall_s"],
+    })
+    return row
+
+
+def fire_section(plan: Plan, log: Log) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    with StatusServer() as server:
+        for mode in ("sync", "async"):
+            log(f"fire: {mode}")
+            got = run_child("benchmarks._fire_worker", [
+                mode, "--port", str(server.port), "--requests", str(plan.fire_requests)],
+                timeout=300)
+            if "error" in got:
+                out[mode] = {"error": got["error"]}
+                continue
+            rows = {}
+            for name, lat in got["latency_ms"].items():
+                rows[name] = {
+                    "p50_ms": percentile(lat, 50), "p99_ms": percentile(lat, 99),
+                    "cpu_per_request_us": got["cpu_s"][name] / len(lat) * 1e6,
+                    "requests": len(lat),
+                }
+                if "concurrent_cpu_s" in got:
+                    rows[name]["concurrent_cpu_per_request_us"] = (
+                        got["concurrent_cpu_s"][name] / plan.fire_requests * 1e6)
+            out[mode] = {"rows": rows, "concurrency": got.get("concurrency")}
+    return out
+
+
+def parse_section(plan: Plan, log: Log) -> dict[str, Any]:
+    rows = []
+    for n in plan.parse_sizes:
+        libs = ["trigrun", "dagfactory", "dagster"]
+        if n == max(plan.parse_sizes) and plan.name == "full":
+            libs.append("trigrun_proposed")
+        for lib in libs:
+            log(f"parse: {lib} {n} jobs")
+            got = run_child("benchmarks.bench_parse", ["worker", lib, "--jobs", str(n),
+                                                       "--runs", str(plan.parse_runs)],
+                            timeout=600)
+            rows.append({"lib": lib, "jobs": n, **got})
+    helper: dict[str, Any] | None = None
+    if plan.dag_parse_helper and (ROOT / "benchmarks" / "bench_dag_parse.py").exists():
+        log("parse: bench_dag_parse (DagBag load of 1,000 jobs)")
+        helper = run_child("benchmarks.bench_dag_parse", ["--jobs", "1000", "--runs", "3",
+                                                          "--json"], timeout=600)
+    return {"rows": rows, "dag_parse_helper": helper}
+
+
+IMPORTS = (
+    ("`import trigrun`", "trigrun"),
+    ("`import trigrun.airflow` (lazy: Airflow is not imported yet)", "trigrun.airflow"),
+    ("`import trigrun.airflow.operators` (what `from trigrun.airflow import TrigRunOperator` "
+     "loads, Airflow included)", "trigrun.airflow.operators"),
+    ("`import trigrun.dagster` (lazy: Dagster is not imported yet)", "trigrun.dagster"),
+    ("`import trigrun.dagster._factories` (what `from trigrun.dagster import "
+     "build_trigrun_definitions` loads, Dagster included)", "trigrun.dagster._factories"),
+    ("reference: `import airflow.sdk`", "airflow.sdk"),
+    ("reference: `import dagfactory`", "dagfactory"),
+)
+
+
+def import_section(plan: Plan, log: Log) -> dict[str, Any]:
+    rows = []
+    for label, module in IMPORTS:
+        log(f"import: {module}")
+        times = []
+        error = None
+        for _ in range(plan.import_runs):
+            got = run_child("benchmarks.bench_parse", ["import", module], timeout=120)
+            if "error" in got:
+                error = got["error"]
+                break
+            times.append(got["import_s"])
+        rows.append({"label": label, "module": module, "median_s": median(times),
+                     "runs": len(times), **({"error": error} if error else {})})
+    return {"rows": rows}
+
+
+def warm_bytecode(log: Log) -> None:
+    """Compile every module once into the shared bytecode cache (as an installed package has)."""
+    log("warming the bytecode cache")
+    code = ("import trigrun, trigrun.airflow.operators, trigrun.airflow.triggers, "
+            "trigrun.airflow.dag_factory, airflow.providers.http.triggers.http, aiohttp, httpx\n"
+            "for m in ('dagfactory', 'trigrun.dagster'):\n"
+            "    try:\n        __import__(m)\n    except Exception:\n        pass\n")
+    subprocess.run([PY, "-c", code], cwd=ROOT, env=child_env(), capture_output=True,
+                   timeout=600, check=False)
+
