@@ -37,7 +37,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
         "started* must never exceed one. *Canary hits* counts canary secret values found in "
         "results, logs, events, exceptions, XCom, rendered fields, trigger kwargs, Dagster "
         "metadata and event logs, and the SQLite databases. *Attempts* is the engine's own "
-        "record (a redirect's hops are one attempt). Every job uses `timeout_seconds: 0.5`, "
+        "record (a redirect's hops are one attempt). Every job uses `timeout_seconds: 1.5`, "
         "`max_attempts: 4`, a backoff of 0.05 s doubling up to 0.2 s without jitter, and polls "
         "every 0.05 s (after a failed poll the engine waits at least 1 s)."),
     "restart": (
