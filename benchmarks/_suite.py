@@ -21,6 +21,7 @@ class Plan:
     poll_polls: int
     poll_extras_at: int | None  # N at which the references and ablations run (None: never)
     poll_whatifs_at: tuple[int, ...]  # N at which the what-ifs of proposed changes run
+    poll_repeat_at: int | None  # N at which the peers run a second time, in reverse order
     fire_requests: int
     parse_sizes: tuple[int, ...]
     parse_runs: int
@@ -28,9 +29,9 @@ class Plan:
     dag_parse_helper: bool
 
 
-FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000, (1000, 5000), 2000, (10, 100, 1000), 3, 3,
-            True)
-QUICK = Plan("quick", (200,), 2.0, 3, None, (), 300, (100,), 2, 2, False)
+FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000, (1000,), 1000, 2000, (10, 100, 1000),
+            3, 3, True)
+QUICK = Plan("quick", (200,), 2.0, 3, None, (), None, 300, (100,), 2, 2, False)
 
 PEERS = ("trigrun_wait", "trigrun_trigger", "http_sensor", "dbt_loop")
 EXTRAS = ("aiohttp_shared", "trigrun_wait_nogrid", "trigrun_wait_httpx")
@@ -71,7 +72,32 @@ def poll_section(plan: Plan, log: Log, peers: tuple[str, ...] = PEERS) -> dict[s
             for name in contenders:
                 log(f"poll: {name} N={n}")
                 rows.append(_poll_one(server, name, n, plan))
-    return {"interval": plan.poll_interval, "polls_per_run": plan.poll_polls, "rows": rows}
+            if plan.poll_repeat_at == n:
+                # The target's comparison, once more in reverse order: a contender whose run
+                # met a load spike from outside gets a second chance, and each keeps its less
+                # disturbed run (the lower CPU per poll: outside load only ever adds to it).
+                for name in reversed([c for c in contenders if c in peers]):
+                    log(f"poll: {name} N={n} (second run)")
+                    again = _poll_one(server, name, n, plan)
+                    first = next(r for r in rows if r["contender"] == name and r["n"] == n)
+                    if _better(again, first):
+                        again["other_run"] = {k: first.get(k) for k in _KEPT}
+                        rows[rows.index(first)] = again
+                    else:
+                        first["other_run"] = {k: again.get(k) for k in _KEPT}
+    return {"interval": plan.poll_interval, "polls_per_run": plan.poll_polls, "rows": rows,
+            "repeated_at": plan.poll_repeat_at}
+
+
+_KEPT = ("cpu_per_poll_us", "late_p50_ms", "late_p99_ms", "connections", "error")
+
+
+def _better(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    if "error" in a:
+        return False
+    if "error" in b:
+        return True
+    return bool(a["cpu_per_poll_us"] < b["cpu_per_poll_us"])
 
 
 def _poll_one(server: StatusServer, name: str, n: int, plan: Plan) -> dict[str, Any]:
@@ -162,7 +188,6 @@ IMPORTS = (
     ("`import trigrun.dagster._factories` (what `from trigrun.dagster import "
      "build_trigrun_definitions` loads, Dagster included)", "trigrun.dagster._factories"),
     ("reference: `import airflow.sdk`", "airflow.sdk"),
-    ("reference: `import dagfactory`", "dagfactory"),
 )
 
 
@@ -170,7 +195,8 @@ def import_section(plan: Plan, log: Log) -> dict[str, Any]:
     rows = []
     for label, module in IMPORTS:
         log(f"import: {module}")
-        times = []
+        times: list[float] = []
+        cpu: list[float] = []
         error = None
         for _ in range(plan.import_runs):
             got = run_child("benchmarks.bench_parse", ["import", module], timeout=120)
@@ -178,8 +204,10 @@ def import_section(plan: Plan, log: Log) -> dict[str, Any]:
                 error = got["error"]
                 break
             times.append(got["import_s"])
+            cpu.append(got["import_cpu_s"])
         rows.append({"label": label, "module": module, "median_s": median(times),
-                     "runs": len(times), **({"error": error} if error else {})})
+                     "cpu_median_s": median(cpu), "runs": len(times),
+                     **({"error": error} if error else {})})
     return {"rows": rows}
 
 

@@ -32,6 +32,8 @@ from ._flow import (
 from ._models import JobSpec
 from ._results import RunResult, RunState, TriggerResult
 from ._secrets import AnyResolver, SecretsArg, normalize_resolvers, resolve_async, resolve_sync
+from ._sync_transport import SyncSender
+from ._sync_transport import available as sync_transport_available
 from ._targets import HttpReply, RunStatus
 from ._transport import NO_CONTEXT, LeanSender
 from ._transport import available as transport_available
@@ -237,11 +239,13 @@ class _Base:
 class Engine(_Base):
     """Sync engine: ``fire``, ``wait``, ``poll``, ``cancel``. Use as a context manager.
 
-    With no ``client`` given, requests go straight to an ``httpx.HTTPTransport`` (httpx's
-    connection pool), skipping the ``httpx.Client`` layers the engine has no use for (cookies,
-    auth flows, redirects, event hooks): that is a third of a request's CPU. The request line
+    With no ``client`` given, requests go through trigrun's own HTTP/1.1 client
+    (``trigrun._sync_transport``: one thread-safe keep-alive pool, the whole exchange bounded
+    by the request's timeout), which costs a fraction of ``httpx.Client``; the request line
     httpx would log is logged the same way. Pass ``client=httpx.Client(...)`` to send through
-    a client of your own (proxies, event hooks, mounts).
+    a client of your own (proxies, HTTP/2, event hooks, mounts). While a mocking library
+    (pytest-httpx, respx) has patched httpx, requests go to an ``httpx.HTTPTransport``, so the
+    mocks see every request.
     """
 
     def __init__(self, *, secrets: SecretsArg = None, client: httpx.Client | None = None,
@@ -251,6 +255,7 @@ class Engine(_Base):
         self._own_client = client is None
         self._clients: dict[bool | str, httpx.Client] = {}
         self._transports: dict[bool | str, httpx.HTTPTransport] = {}
+        self._senders: dict[bool | str, SyncSender] = {}
         if client is not None:
             self._clients[self._verify] = client
 
@@ -270,6 +275,17 @@ class Engine(_Base):
             t = self._transports[verify] = httpx.HTTPTransport(verify=verify, trust_env=False)
         return t
 
+    def _sender(self, verify: bool | str) -> SyncSender | None:
+        """The own HTTP/1.1 client for this TLS setting, or None: send through httpx."""
+        if not self._own_client or not sync_transport_available():
+            return None
+        if verify is True:
+            verify = self._verify
+        sender = self._senders.get(verify)
+        if sender is None:
+            sender = self._senders[verify] = SyncSender(pool_size=100, verify=verify)
+        return sender
+
     def close(self) -> None:
         if self._own_client:
             for c in self._clients.values():
@@ -278,6 +294,9 @@ class Engine(_Base):
         for t in self._transports.values():
             t.close()
         self._transports.clear()
+        for sender in self._senders.values():
+            sender.close()
+        self._senders.clear()
 
     def __enter__(self) -> Engine:
         return self
@@ -303,6 +322,11 @@ class Engine(_Base):
         return client.send(req, stream=True)
 
     def _send(self, a: Send) -> Outcome:
+        sender = self._sender(a.verify)
+        if sender is not None:
+            got = sender.send(a)
+            if got is not None:
+                return got
         t0 = time.monotonic()
         deadline = t0 + a.timeout
         cut: int | None = None

@@ -1,0 +1,406 @@
+"""The engines' own HTTP/1.1 clients (``trigrun._transport`` for the async engine,
+``trigrun._sync_transport`` for the sync one) against a raw TCP server.
+
+The server is scripted byte for byte, so framing the core suite's server never produces
+(chunked bodies, 1xx replies, close-delimited bodies, a kept-alive connection the server has
+dropped) is exercised on a real socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+import trigrun
+from trigrun._flow import Outcome, Send
+from trigrun._sync_transport import SyncSender
+from trigrun._transport import LeanSender
+
+Action = bytes | str | tuple[bytes, str]  # reply bytes, "close" / "hang" / "drop", (bytes, "close")
+
+
+class RawServer:
+    """Replies to each request (read up to its blank line plus Content-Length) with the next
+    scripted action; the last one repeats. Counts connections and requests."""
+
+    def __init__(self, *actions: Action, tls: ssl.SSLContext | None = None) -> None:
+        self.actions = list(actions)
+        self.requests: list[bytes] = []
+        self.connections = 0
+        self._tls = tls
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._stop = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
+
+    def _next(self) -> Action:
+        return self.actions.pop(0) if len(self.actions) > 1 else self.actions[0]
+
+    def _accept(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            if self._tls is not None:
+                conn = self._tls.wrap_socket(conn, server_side=True)
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, rest = buf.partition(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                self.requests.append(head + b"\r\n\r\n" + rest[:length])
+                buf = rest[length:]
+                action = self._next()
+                if action == "drop":
+                    return
+                if action == "hang":
+                    time.sleep(5)
+                    return
+                if action == "close":
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+                if isinstance(action, tuple):  # reply, then close
+                    conn.sendall(action[0])
+                    conn.shutdown(socket.SHUT_RDWR)
+                    return
+                assert isinstance(action, bytes)
+                conn.sendall(action)
+        except OSError:
+            return
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._sock.close()
+
+
+def ok(body: bytes = b'{"ok": true}', *headers: str, status: str = "200 OK") -> bytes:
+    head = [f"HTTP/1.1 {status}", f"Content-Length: {len(body)}", *headers]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def chunked(*pieces: bytes, headers: tuple[str, ...] = ()) -> bytes:
+    out = ("\r\n".join(["HTTP/1.1 200 OK", "Transfer-Encoding: chunked", *headers])
+           + "\r\n\r\n").encode()
+    for p in pieces:
+        out += f"{len(p):x};ext=1\r\n".encode() + p + b"\r\n"
+    return out + b"0\r\nX-Trailer: t\r\n\r\n"
+
+
+@pytest.fixture
+def raw() -> Iterator[Callable[..., RawServer]]:
+    made: list[RawServer] = []
+
+    def make(*actions: Action, tls: ssl.SSLContext | None = None) -> RawServer:
+        srv = RawServer(*actions, tls=tls)
+        made.append(srv)
+        return srv
+
+    yield make
+    for srv in made:
+        srv.close()
+
+
+def send(url: str, method: str = "GET", content: bytes | None = None, *, timeout: float = 5.0,
+         max_bytes: int = 1 << 20, headers: dict[str, str] | None = None) -> Send:
+    return Send(method, url, headers or {"Accept": "application/json"}, content, timeout, True,
+                max_bytes)
+
+
+class Client:
+    """One of the two senders, driven the same way."""
+
+    def __init__(self, kind: str, pool_size: int = 4, verify: bool | str = True) -> None:
+        self.kind = kind
+        self.sync = SyncSender(pool_size=pool_size, verify=verify)
+        self.lean = LeanSender(pool_size=pool_size, verify=verify)
+
+    def run(self, *actions: Send) -> list[Outcome]:
+        if self.kind == "sync":
+            out = [self.sync.send(a) for a in actions]
+            self.sync.close()
+            assert all(o is not None for o in out)
+            return [o for o in out if o is not None]
+
+        async def go() -> list[Outcome]:
+            got = [await self.lean.send(a) for a in actions]
+            await self.lean.aclose()
+            return [o for o in got if o is not None]
+
+        return asyncio.run(go())
+
+
+@pytest.fixture(params=["async", "sync"])
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def run(kind: str, *actions: Send, pool_size: int = 4, verify: bool | str = True) -> list[Outcome]:
+    return Client(kind, pool_size, verify).run(*actions)
+
+
+def test_kept_alive_connection_is_reused(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(ok())
+    outs = run(kind, *[send(srv.url + "/a")] * 3)
+    assert [o.reply.status_code for o in outs if o.reply] == [200, 200, 200]
+    assert srv.connections == 1
+    assert srv.requests[0].startswith(b"GET /a HTTP/1.1\r\n")
+    assert b"\r\nHost: 127.0.0.1:" in srv.requests[0]
+
+
+def test_chunked_body_with_extensions_and_trailers(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(chunked(b'{"a": ', b"1}"))
+    out, again = run(kind, send(srv.url), send(srv.url))
+    assert out.reply is not None
+    assert out.reply.json() == {"a": 1}
+    assert again.reply is not None
+    assert again.reply.json() == {"a": 1}
+    assert srv.connections == 1  # the chunked reply ended cleanly: the connection was kept
+
+
+def test_connection_close_is_honoured(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(ok(b"x", "Connection: close"))
+    outs = run(kind, send(srv.url), send(srv.url))
+    assert all(o.reply is not None and o.reply.body == b"x" for o in outs)
+    assert srv.connections == 2
+
+
+def test_body_delimited_by_close(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw((b"HTTP/1.1 200 OK\r\n\r\nall of it", "close"))
+    (out,) = run(kind, send(srv.url))
+    assert out.reply is not None
+    assert out.reply.body == b"all of it"
+
+
+def test_interim_reply_is_skipped_and_204_has_no_body(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(b"HTTP/1.1 100 Continue\r\n\r\n" + ok(b"real"), b"HTTP/1.1 204 No Content\r\n\r\n",
+              ok(b"after"))
+    outs = run(kind, *[send(srv.url)] * 3)
+    assert [(o.reply.status_code, o.reply.body) for o in outs if o.reply] == [
+        (200, b"real"), (204, b""), (200, b"after")]
+    assert srv.connections == 1
+
+
+@pytest.mark.parametrize(("encoding", "encode"), [
+    ("gzip", gzip.compress),
+    ("deflate", zlib.compress),
+    ("deflate", lambda b: zlib.compress(b)[2:-4]),  # raw deflate, as some servers send
+])
+def test_compressed_bodies_are_decoded(raw: Callable[..., RawServer], kind: str, encoding: str,
+                                       encode: Callable[[bytes], bytes]) -> None:
+    body = b'{"state": "running"}' * 50
+    srv = raw(ok(encode(body), f"Content-Encoding: {encoding}"))
+    (out,) = run(kind, send(srv.url))
+    assert out.reply is not None
+    assert out.reply.body == body
+    assert b"accept-encoding: gzip, deflate" in srv.requests[0].lower()
+
+
+def test_gzip_bomb_in_chunks_is_capped(raw: Callable[..., RawServer], kind: str) -> None:
+    bomb = gzip.compress(b"0" * 20_000_000)
+    srv = raw(chunked(*[bomb[i:i + 4096] for i in range(0, len(bomb), 4096)],
+                      headers=("Content-Encoding: gzip",)))
+    (out,) = run(kind, send(srv.url, max_bytes=70_000))
+    assert out.reply is not None
+    assert out.reply.truncated
+    assert len(out.reply.body) == 70_000
+
+
+def test_malformed_replies_are_errors(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(b"SPDY/9 200 whatever\r\n\r\n", ok(b"a", "Content-Length: 5"))
+    bad_status, bad_length = run(kind, send(srv.url),
+                                 send(srv.url))
+    for out in (bad_status, bad_length):
+        assert out.reply is None
+        assert out.error is not None
+        assert out.error.startswith("RemoteProtocolError")
+
+
+def test_dropped_kept_alive_connection_retries_get_but_not_post(
+        raw: Callable[..., RawServer], kind: str) -> None:
+    # The server replies once, then drops the next request on that connection unanswered.
+    srv = raw(ok(b"1"), "drop", ok(b"2"), ok(b"3"), "drop", ok(b"4"))
+    first, get, second, post = run(kind, send(srv.url + "/g"), send(srv.url + "/g"),
+                                   send(srv.url + "/p", "POST", b"{}"),
+                                   send(srv.url + "/p", "POST", b"{}"))
+    assert first.reply is not None
+    assert first.reply.body == b"1"
+    assert get.reply is not None
+    assert get.reply.body == b"2"
+    assert second.reply is not None
+    assert second.reply.body == b"3"
+    assert post.reply is None  # a POST is never re-sent behind the flow's back
+    assert post.error is not None
+    assert "kept-alive" in post.error
+    assert [r.split(b" ")[0] for r in srv.requests] == [b"GET", b"GET", b"GET", b"POST", b"POST"]
+
+
+def test_connection_closed_while_idle_is_not_reused(raw: Callable[..., RawServer],
+                                                     kind: str) -> None:
+    # The server closes after each reply without saying so; the next POST must not be lost
+    # to the dead connection (a POST is never re-sent, so it must not be sent on it at all).
+    srv = raw((ok(b"1"), "close"), (ok(b"2"), "close"))
+
+    def settle(a: Send) -> Send:
+        time.sleep(0.2)  # the server's FIN arrives while the connection is idle
+        return a
+
+    if kind == "sync":
+        sync = SyncSender(pool_size=4, verify=True)
+        first = sync.send(send(srv.url))
+        second = sync.send(settle(send(srv.url, "POST", b"{}")))
+        sync.close()
+    else:
+        async def go() -> tuple[Outcome | None, Outcome | None]:
+            lean = LeanSender(pool_size=4, verify=True)
+            one = await lean.send(send(srv.url))
+            await asyncio.sleep(0.2)
+            two = await lean.send(send(srv.url, "POST", b"{}"))
+            await lean.aclose()
+            return one, two
+
+        first, second = asyncio.run(go())
+    assert first is not None
+    assert first.reply is not None
+    assert first.reply.body == b"1"
+    assert second is not None
+    assert second.reply is not None
+    assert second.reply.body == b"2"
+    assert srv.connections == 2
+
+
+def test_pool_bounds_connections(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(ok(b"s"))
+    outs: list[Outcome | None]
+    if kind == "async":
+        async def go() -> list[Outcome | None]:
+            sender = LeanSender(pool_size=3, verify=True)
+            got = await asyncio.gather(*(sender.send(send(srv.url)) for _ in range(40)))
+            await sender.aclose()
+            return list(got)
+
+        outs = asyncio.run(go())
+    else:
+        sync = SyncSender(pool_size=3, verify=True)
+        with ThreadPoolExecutor(8) as pool:
+            outs = list(pool.map(lambda _: sync.send(send(srv.url)), range(40)))
+        sync.close()
+    assert all(o is not None and o.reply is not None and o.reply.status_code == 200
+               for o in outs)
+    assert srv.connections <= 3
+
+
+def test_timeout_bounds_the_whole_exchange(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw("hang")
+    t0 = time.monotonic()
+    (out,) = run(kind, send(srv.url, timeout=0.3))
+    assert out.error == "timed out after 0.3s"
+    assert time.monotonic() - t0 < 1.5
+
+
+def test_refused_connection(raw: Callable[..., RawServer], kind: str) -> None:
+    sock = socket.create_server(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    (out,) = run(kind, send(f"http://127.0.0.1:{port}/"))
+    assert out.error is not None
+    assert out.error.startswith("connection failed")
+
+
+def test_header_injection_is_refused_without_the_value(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(ok())
+    secret = "s3cr3t\r\nX-Evil: 1"
+    (out,) = run(kind, send(srv.url, headers={"Authorization": secret}))
+    assert out.reply is None
+    assert out.error is not None
+    assert "s3cr3t" not in out.error
+    assert srv.requests == []
+
+
+def test_pool_survives_a_new_event_loop(raw: Callable[..., RawServer]) -> None:
+    srv = raw(ok())
+    sender = LeanSender(pool_size=4, verify=True)
+    for _ in range(2):
+        (out,) = asyncio.run(_one(sender, send(srv.url)))
+        assert out.reply is not None
+        assert out.reply.status_code == 200
+
+
+async def _one(sender: LeanSender, a: Send) -> list[Outcome | None]:
+    return [await sender.send(a)]
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("tls")
+    key, cert = d / "key.pem", d / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return key, cert
+
+
+def test_tls_uses_the_named_ca_bundle(raw: Callable[..., RawServer], kind: str,
+                                      tls_files: tuple[Path, Path]) -> None:
+    key, cert = tls_files
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv = raw(ok(b"secure"), tls=ctx)
+    (good,) = run(kind, send(srv.url), verify=str(cert))
+    assert good.reply is not None
+    assert good.reply.body == b"secure"
+    (bad,) = run(kind, send(srv.url))
+    assert bad.reply is None
+    assert bad.error is not None
+    assert "connection failed" in bad.error
+    assert "CERTIFICATE_VERIFY_FAILED" in bad.error
+
+
+def test_engines_send_through_it(raw: Callable[..., RawServer], kind: str) -> None:
+    srv = raw(ok(b'{"dag_run_id": "r1", "state": "success"}'))
+    spec = trigrun.JobSpec.model_validate({
+        "name": "lean", "target": {"type": "airflow", "base_url": srv.url, "dag_id": "d"}})
+
+    async def go() -> trigrun.RunResult:
+        async with trigrun.AsyncEngine(secrets={}) as engine:
+            return await engine.wait(spec, "r1", poll_interval=0.01, timeout=5)
+
+    if kind == "async":
+        result = asyncio.run(go())
+    else:
+        with trigrun.Engine(secrets={}) as engine:
+            result = engine.wait(spec, "r1", poll_interval=0.01, timeout=5)
+    assert result.state is trigrun.RunState.SUCCESS
+    assert b"User-Agent: python-httpx/" in srv.requests[0]  # as when it went through httpx
