@@ -19,8 +19,7 @@ Contenders:
 References (not peers): ``aiohttp_shared``, a hand-written loop on one shared aiohttp session;
 and two ablations of trigrun's own changes, through its public API: ``trigrun_wait_nogrid``
 (exact sleeps: no wake-up coalescing) and ``trigrun_wait_httpx`` (exact sleeps and httpx's
-``AsyncClient`` as the transport, i.e. the engine's transport before this work). And one
-what-if of a change proposed elsewhere: ``trigrun_trigger_quiet``.
+``AsyncClient`` as the transport, i.e. the engine's transport before this work).
 """
 
 from __future__ import annotations
@@ -137,21 +136,6 @@ async def setup_trigrun_trigger(base: str, interval: float) -> tuple[Waiter, Cal
     return wait, close
 
 
-async def setup_trigrun_trigger_quiet(base: str, interval: float) -> tuple[Waiter, Callable[[], Awaitable[None]]]:
-    """What-if: ``TrigRunTrigger`` without an INFO line in the trigger log for every poll
-    (a proposed change to ``trigrun/airflow/triggers.py``, not made there)."""
-    from trigrun.airflow import triggers
-
-    logged = triggers._on_event
-
-    def quiet(event: Any) -> None:
-        if event.kind != "poll":
-            logged(event)
-
-    triggers._on_event = quiet  # read when the loop's shared engine is made
-    return await setup_trigrun_trigger(base, interval)
-
-
 async def setup_http_sensor(base: str, interval: float) -> tuple[Waiter, Callable[[], Awaitable[None]]]:
     os.environ["AIRFLOW_CONN_BENCH_HTTP"] = json.dumps({
         "conn_type": "http", "host": base.split("://", 1)[1].split(":")[0],
@@ -231,7 +215,6 @@ SETUPS = {
     "trigrun_wait_nogrid": setup_trigrun_wait_nogrid,
     "trigrun_wait_httpx": setup_trigrun_wait_httpx,
     "trigrun_trigger": setup_trigrun_trigger,
-    "trigrun_trigger_quiet": setup_trigrun_trigger_quiet,
     "http_sensor": setup_http_sensor,
     "dbt_loop": setup_dbt_loop,
     "aiohttp_shared": setup_aiohttp_shared,

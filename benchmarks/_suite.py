@@ -20,7 +20,6 @@ class Plan:
     poll_interval: float
     poll_polls: int
     poll_extras_at: int | None  # N at which the references and ablations run (None: never)
-    poll_whatifs_at: tuple[int, ...]  # N at which the what-ifs of proposed changes run
     poll_repeat_at: int | None  # N at which the peers run a second time, in reverse order
     fire_requests: int
     parse_sizes: tuple[int, ...]
@@ -29,13 +28,12 @@ class Plan:
     dag_parse_helper: bool
 
 
-FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000, (1000,), 1000, 2000, (10, 100, 1000),
+FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000, 1000, 2000, (10, 100, 1000),
             3, 3, True)
-QUICK = Plan("quick", (200,), 2.0, 3, None, (), None, 300, (100,), 2, 2, False)
+QUICK = Plan("quick", (200,), 2.0, 3, None, None, 300, (100,), 2, 2, False)
 
 PEERS = ("trigrun_wait", "trigrun_trigger", "http_sensor", "dbt_loop")
 EXTRAS = ("aiohttp_shared", "trigrun_wait_nogrid", "trigrun_wait_httpx")
-WHATIFS = ("trigrun_trigger_quiet",)
 LABELS = {
     "trigrun_wait": "trigrun `AsyncEngine.wait`",
     "trigrun_trigger": "trigrun `TrigRunTrigger.run()`",
@@ -44,8 +42,6 @@ LABELS = {
     "aiohttp_shared": "reference: hand-written loop, one shared aiohttp session",
     "trigrun_wait_nogrid": "ablation: trigrun, exact sleeps (no wake-up coalescing)",
     "trigrun_wait_httpx": "ablation: trigrun on httpx `AsyncClient`, exact sleeps (before)",
-    "trigrun_trigger_quiet": "what-if: `TrigRunTrigger` without its per-poll INFO log line "
-                             "(proposed change to `airflow/triggers.py`, not made)",
 }
 PEER_CONTENDERS = ("http_sensor", "dbt_loop")  # what users would pick instead
 
@@ -64,8 +60,6 @@ def poll_section(plan: Plan, log: Log, peers: tuple[str, ...] = PEERS) -> dict[s
             contenders = list(peers)
             if plan.poll_extras_at == n:
                 contenders += EXTRAS
-            if n in plan.poll_whatifs_at:
-                contenders += WHATIFS
             # Rotate the order per size, so no contender always runs first (or last).
             shift = index % len(contenders)
             contenders = contenders[shift:] + contenders[:shift]
@@ -163,8 +157,6 @@ def parse_section(plan: Plan, log: Log) -> dict[str, Any]:
     rows = []
     for n in plan.parse_sizes:
         libs = ["trigrun", "dagfactory", "dagster"]
-        if n == max(plan.parse_sizes) and plan.name == "full":
-            libs.append("trigrun_proposed")
         for lib in libs:
             log(f"parse: {lib} {n} jobs")
             got = run_child("benchmarks.bench_parse", ["worker", lib, "--jobs", str(n),

@@ -10,8 +10,6 @@ prints one JSON line. ``LIB`` is one of:
   zone, owner, tags, description, ``catchup: false``, ``max_active_runs: 1``) with one
   ``HttpOperator`` task sending the job's request;
 - ``dagster``: ``trigrun.dagster.build_trigrun_definitions(jobs.yaml)``;
-- ``trigrun_proposed``: ``trigrun`` with two proposed loader changes applied in-process
-  (see ``_apply_proposed_loader_changes``), to show what they would buy.
 
 What is timed (process CPU time; wall time kept too): the call, after the library is imported and has built a 1-job file once (so
 one-time lazy imports are not counted as parsing), each run on a fresh copy of the file (so no
@@ -124,12 +122,6 @@ def worker(lib: str, n: int, runs: int, where: Path) -> dict[str, Any]:
 
         def build(path: Path) -> int:
             return len(dags_from_specs(path))
-    elif lib == "trigrun_proposed":
-        _apply_proposed_loader_changes()
-        from trigrun.airflow import dags_from_specs
-
-        def build(path: Path) -> int:
-            return len(dags_from_specs(path))
     elif lib == "dagfactory":
         from dagfactory import load_yaml_dags
 
@@ -167,23 +159,6 @@ def worker(lib: str, n: int, runs: int, where: Path) -> dict[str, Any]:
     return {"lib": lib, "jobs": n, "runs": runs, "median_s": statistics.median(cpu),
             "wall_median_s": statistics.median(wall), "cpu_s": cpu, "wall_s": wall,
             "import_s": import_s}
-
-
-def _apply_proposed_loader_changes() -> None:
-    """What-if of two changes proposed for files this benchmark does not own:
-
-    - ``trigrun/_loader.py``: parse YAML with libyaml's ``CSafeLoader`` when PyYAML has it;
-    - ``trigrun/_models.py``: remember which cron expressions were valid (a jobs file repeats
-      a handful of expressions; ``croniter.is_valid`` costs ~0.1 ms each).
-    """
-    import functools
-
-    import yaml
-    from croniter import croniter
-
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    yaml.safe_load = lambda stream: yaml.load(stream, Loader=loader)  # type: ignore[assignment]
-    croniter.is_valid = functools.lru_cache(maxsize=4096)(croniter.is_valid)  # type: ignore[method-assign]
 
 
 def time_import(module: str) -> dict[str, Any]:

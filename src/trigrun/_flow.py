@@ -75,6 +75,17 @@ class Event:
     data: Mapping[str, Any] = field(default_factory=dict)
 
 
+_END_STATES = frozenset(s.value for s in RunState if s.terminal)
+
+
+def is_quiet_poll(event: Event) -> bool:
+    """A poll event that only repeats what the log already says: the run's state has not
+    changed, or it is the end state, which the caller logs with the outcome. A triggerer or a
+    Dagster op waiting an hour at a 5 s interval would otherwise log 720 lines per run."""
+    return event.kind == "poll" and (not event.data.get("new_state", True)
+                                     or event.data.get("state") in _END_STATES)
+
+
 @dataclass
 class _Token:
     value: str = field(repr=False)  # a bearer credential: never in a repr
@@ -517,6 +528,7 @@ class JobFlows:
         started = st.monotonic()
         polls = 0
         errors = 0
+        last_state: RunState | None = None
         run_url = run_url or self.preset.run_url(run_id)
 
         while True:
@@ -529,8 +541,10 @@ class JobFlows:
             if isinstance(got, RunStatus):
                 errors = 0
                 run_url = got.run_url or run_url
+                # new_state: the integrations log state changes, not every poll.
                 st.emit("poll", spec.name, f"run {run_id}: {got.state.value} ({got.raw})",
-                        state=got.state.value, poll=polls)
+                        state=got.state.value, poll=polls, new_state=got.state is not last_state)
+                last_state = got.state
                 if got.state is RunState.UNKNOWN:
                     return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}, run {run_id}: {got.message}",
                                 got.raw)

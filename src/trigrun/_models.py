@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -14,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 DEFAULT_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # 4xx that mean "try again later" and so may be listed in retry_on_statuses.
 RETRYABLE_4XX = frozenset({408, 425, 429})
+
+
+# Spec files repeat a handful of cron expressions across hundreds of jobs, and DAG files are
+# parsed every 30 seconds: validating an expression once per process is enough.
+_cron_is_valid = functools.lru_cache(maxsize=4096)(croniter.is_valid)
 
 
 class _Model(BaseModel):
@@ -36,7 +42,7 @@ class Schedule(_Model):
         if v is None:
             return v
         v = " ".join(v.split())
-        if len(v.split()) != 5 or not croniter.is_valid(v):
+        if len(v.split()) != 5 or not _cron_is_valid(v):
             raise ValueError(
                 f"{v!r} is not a valid 5-field cron expression "
                 "(minute hour day-of-month month day-of-week), e.g. '0 1 * * *'"

@@ -165,3 +165,40 @@ def test_factory_dags_carry_the_connection_and_operator_options(tmp_path: Path) 
     assert task.trigrun_conn_id == "prod"
     assert task.deferrable is True
     assert task.poll_interval == 5
+
+
+def test_config_defaults_are_airflows_and_arguments_win(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from trigrun.airflow import dags_from_specs
+
+    # Read once per file, the DAG defaults still come from Airflow's config...
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG", "7")
+    monkeypatch.setenv("AIRFLOW__CORE__MAX_CONSECUTIVE_FAILED_DAG_RUNS_PER_DAG", "3")
+    jobs = [{**SEED_JOB, "name": "a", "owner": "team-a"}, {**SEED_JOB, "name": "b"}]
+    path = write_jobs(tmp_path, jobs)
+    dags = dags_from_specs(path, default_args={"owner": "platform", "retries": 2})
+    for dag in dags.values():
+        assert dag.max_active_tasks == 7
+        assert dag.max_consecutive_failed_dag_runs == 3
+    # ...the job's owner wins over default_args, which still reach the task.
+    assert dags["trigrun_a"].get_task("trigger").owner == "team-a"
+    assert dags["trigrun_b"].get_task("trigger").owner == "platform"
+    assert dags["trigrun_a"].get_task("trigger").retries == 2
+    # A DAG argument given to the factory wins over the config.
+    dags = dags_from_specs(path, max_active_tasks=2)
+    assert {d.max_active_tasks for d in dags.values()} == {2}
+
+
+def test_a_yaml_error_quotes_the_line(tmp_path: Path) -> None:
+    from trigrun import SpecError
+    from trigrun.airflow import dags_from_specs
+
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs:\n  - name: ok\n    request: {url: 'https://x.example.com'\n")
+    with pytest.raises(SpecError) as err:
+        dags_from_specs(path)
+    text = str(err.value)
+    assert str(path) in text
+    assert "not valid YAML" in text
+    # The pure-Python loader's message, with the offending line quoted.
+    assert "request: {url: 'https://x.example.com'" in text, text

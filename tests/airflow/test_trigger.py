@@ -183,3 +183,21 @@ def test_invalid_spec_is_an_error_event_not_a_crash() -> None:
     event = asyncio.run(first_event(trig))
     assert event["status"] == "error"
     assert "invalid" in event["message"]
+
+
+def test_task_log_gets_state_changes_not_every_poll(server: LocalServer,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # The webhook preset reads every pending value as "running": one state for four polls.
+    states = ["queued", "running", "running", "running", "success"]
+    server.on("GET", "/runs/{run_id}", *(Reply(json={"state": s}) for s in states))
+    event = asyncio.run(first_event(trigger(server, poll=0.05)))
+    assert event["status"] == "success"
+    assert event["polls"] == len(states)
+    out = capsys.readouterr().out
+    info = [line for line in out.splitlines() if "[info" in line]
+    polls = [line for line in info if "run r1: " in line]
+    # The first poll's state at INFO; the repeats and the end state (the resumed task logs
+    # the outcome) are DEBUG.
+    assert len(polls) == 1, out
+    assert "run r1: running (queued)" in polls[0]
+    assert any("waiting for run r1" in line for line in info), out

@@ -357,3 +357,25 @@ def test_fire_then_wait_over_a_real_socket(server: LocalServer, fake: str, engin
     assert clock.sleeps == [5.0, 5.0]
     assert run.run_id == result.run_id
     assert run.run_url == result.run_url
+
+
+# The webhook preset reads "queued" as running: it has no queued state.
+@pytest.mark.parametrize("target", [t for t in TARGETS if t.name != "webhook"],
+                         ids=lambda t: t.name)
+def test_poll_events_say_when_the_state_is_new(httpx_mock: HTTPXMock, target: Target,
+                                               engine_kind: str, clock: FakeClock) -> None:
+    from trigrun._flow import is_quiet_poll
+
+    FakeApi(httpx_mock, target, states(target, RunState.QUEUED, RunState.QUEUED,
+                                       RunState.RUNNING, RunState.RUNNING, RunState.SUCCESS))
+    events: list[trigrun.Event] = []
+    with Driver(engine_kind, clock, on_event=events.append) as driver:
+        run = driver.wait(target.job(), target.run_id, poll_interval=INTERVAL)
+    assert run.polls == 5
+    polls = [e for e in events if e.kind == "poll"]
+    assert [e.data["state"] for e in polls] == ["queued", "queued", "running", "running",
+                                                "success"]
+    assert [e.data["new_state"] for e in polls] == [True, False, True, False, True]
+    # What the Airflow trigger and the Dagster resource log at INFO: the new states that
+    # are not the end (the end is logged with the outcome).
+    assert [is_quiet_poll(e) for e in polls] == [False, True, False, True, True]

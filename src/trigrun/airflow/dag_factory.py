@@ -42,6 +42,7 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 
 # isort: split
 from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk.configuration import conf
 
 from .. import JobSpec, SpecError, load_jobs
 from .operators import TrigRunOperator
@@ -133,6 +134,16 @@ def dags_from_specs(
         op_kwargs["deferrable"] = deferrable
     if wait_for_completion is not None:
         op_kwargs["wait_for_completion"] = wait_for_completion
+    # DAG() reads these defaults from the Airflow config for every DAG (a third of a DAG's
+    # construction time); one read per file gives every DAG the same values, faster.
+    config_defaults = {
+        "max_active_tasks": conf.getint("core", "max_active_tasks_per_dag"),
+        "max_consecutive_failed_dag_runs": conf.getint(
+            "core", "max_consecutive_failed_dag_runs_per_dag"),
+        "disable_bundle_versioning": conf.getboolean("dag_processor",
+                                                     "disable_bundle_versioning"),
+    }
+    dag_args = {**config_defaults, **dag_kwargs}
     for spec in specs:
         if not spec.enabled and not include_disabled:
             continue
@@ -143,9 +154,9 @@ def dags_from_specs(
         owners[dag_id] = spec.name
         try:
             schedule, start = _schedule(spec, start_date)
-            args = {**(default_args or {})}
-            if spec.owner:
-                args["owner"] = spec.owner
+            task_args = {**op_kwargs}
+            if spec.owner:  # an operator argument wins over default_args
+                task_args["owner"] = spec.owner
             with DAG(
                 dag_id=dag_id,
                 schedule=schedule,
@@ -154,13 +165,13 @@ def dags_from_specs(
                 max_active_runs=1,
                 tags=sorted({"trigrun", *spec.tags, *tags}),
                 description=(spec.description or f"TrigRun job {spec.name!r}")[:1000],
-                default_args=args,
+                default_args=dict(default_args or {}),
                 doc_md=_doc(spec, p),
                 is_paused_upon_creation=True if not spec.enabled else None,
-                **dag_kwargs,
+                **dag_args,
             ) as dag:
                 TrigRunOperator(task_id=TASK_ID, spec=spec, trigrun_conn_id=trigrun_conn_id,
-                                **op_kwargs)
+                                **task_args)
         except SpecError:
             raise
         except Exception as exc:

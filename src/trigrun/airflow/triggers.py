@@ -57,11 +57,14 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from .. import AsyncEngine, Event, JobSpec, TrigRunError
+from .._flow import is_quiet_poll
 from ._spec import event_status
 from .hooks import async_engine
 
 CLASSPATH = "trigrun.airflow.triggers.TrigRunTrigger"
 SETTLE_SECONDS = 10.0
+
+
 
 _current_log: contextvars.ContextVar[Any] = contextvars.ContextVar("trigrun_trigger_log",
                                                                   default=None)
@@ -69,7 +72,11 @@ _current_log: contextvars.ContextVar[Any] = contextvars.ContextVar("trigrun_trig
 
 def _on_event(event: Event) -> None:
     logger = _current_log.get()
-    if logger is not None:
+    if logger is None:
+        return
+    if is_quiet_poll(event):
+        logger.debug("%s", event.message)
+    else:
         logger.info("%s", event.message)
 
 

@@ -12,7 +12,7 @@ import dagster as dg
 from pydantic import Field
 
 from .._engine import Engine
-from .._flow import Event
+from .._flow import Event, is_quiet_poll
 from .._loader import parse_jobs
 from .._models import JobSpec
 from .._results import RunResult, TriggerResult
@@ -77,7 +77,9 @@ class TrigRunResource(dg.ConfigurableResource):
         log = self._log(context)
 
         def on_event(event: Event) -> None:
-            level = logging.WARNING if event.kind in _WARN_EVENTS else logging.INFO
+            # Each line is a row in Dagster's event log: polls that repeat a state are DEBUG.
+            level = (logging.WARNING if event.kind in _WARN_EVENTS
+                     else logging.DEBUG if is_quiet_poll(event) else logging.INFO)
             log.log(level, f"trigrun {event.kind}: {event.job}: {event.message}")
 
         with Engine(secrets=self._resolvers(), verify=self.ca_bundle or self.verify,
