@@ -35,7 +35,7 @@ from ._secrets import AnyResolver, SecretsArg, normalize_resolvers, resolve_asyn
 from ._sync_transport import SyncSender
 from ._sync_transport import available as sync_transport_available
 from ._targets import HttpReply, RunStatus
-from ._transport import NO_CONTEXT, LeanSender
+from ._transport import NO_CONTEXT, LeanSender, rejected_certificate
 from ._transport import available as transport_available
 
 
@@ -360,7 +360,8 @@ class Engine(_Base):
             err: httpx.HTTPError = exc
             if fired:  # the cut shows up as a broken read
                 err = httpx.ReadTimeout("the response took longer than the timeout")
-            return Outcome(None, _describe(err, a.timeout), (time.monotonic() - t0) * 1000)
+            return Outcome(None, _describe(err, a.timeout), (time.monotonic() - t0) * 1000,
+                           permanent=rejected_certificate(err))
         except (httpx.InvalidURL, ValueError, OverflowError) as exc:
             # A URL httpx cannot send (a control character, a host label over 63 characters,
             # a port over 65535): a failed attempt, as any other, not an exception.
@@ -547,7 +548,8 @@ class AsyncEngine(_Base):
         except asyncio.TimeoutError:
             return Outcome(None, f"timed out after {a.timeout:g}s", (time.monotonic() - t0) * 1000)
         except httpx.HTTPError as exc:
-            return Outcome(None, _describe(exc, a.timeout), (time.monotonic() - t0) * 1000)
+            return Outcome(None, _describe(exc, a.timeout), (time.monotonic() - t0) * 1000,
+                           permanent=rejected_certificate(exc))
         except (httpx.InvalidURL, ValueError, OverflowError) as exc:
             return Outcome(None, _invalid_url(exc), (time.monotonic() - t0) * 1000)
 

@@ -59,6 +59,12 @@ class Outcome:
     error: str | None
     duration_ms: float
     note: str | None = None  # why a redirect was not followed
+    # The same request would fail the same way (a certificate that fails verification).
+    permanent: bool = False
+
+
+CERT_HINT = ("a certificate that fails verification fails every retry: set request.verify to "
+             "the CA bundle that signs it, or fix the server's certificate")
 
 
 Action = Send | Sleep | Resolve
@@ -428,6 +434,8 @@ class JobFlows:
                     status_code=reply.status_code if reply else None,
                     network_error=reply is None, retry_after=retry_after,
                     elapsed=st.monotonic() - started, random_value=st.random())
+                if outcome.permanent:
+                    delay, why = None, CERT_HINT
                 if delay is None:
                     err = (f"job {spec.name!r}: trigger request to {self._safe_url(call.url)} "
                            f"failed: {what}; {why}")
@@ -557,9 +565,12 @@ class JobFlows:
             else:
                 reply = got.reply
                 what = got.error or f"HTTP {reply.status_code if reply else '?'}"
-                transient = reply is None or reply.status_code in (408, 425, 429) or reply.status_code >= 500
+                transient = (reply is None and not got.permanent) or (
+                    reply is not None and (reply.status_code in (408, 425, 429) or reply.status_code >= 500))
                 if not transient:
                     hint = " (is the run id right?)" if reply is not None and reply.status_code == 404 else ""
+                    if got.permanent:
+                        hint = f"; {CERT_HINT}"
                     return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
                                 f"{run_id} failed: {what}{hint}")
                 errors += 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +153,26 @@ def _load_yaml(text: str) -> Any:
             raise
     # The pure-Python loader's message quotes the offending line; libyaml's does not.
     return yaml.safe_load(text)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic garbage collection while a jobs file becomes DAGs or Dagster definitions
+    (a context manager, or a decorator: ``@gc_paused()``).
+
+    Building them allocates hundreds of thousands of objects, none of them garbage, and each
+    allocation burst sets off collections that scan every object the process holds (Airflow's
+    and Dagster's included): a third to a half of the build's time on 1,000 jobs. Cycles made
+    meanwhile are collected at the next collection after it. Process-wide, for about a
+    millisecond per job."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def read_file(path: str | Path) -> Any:

@@ -37,7 +37,7 @@ from ._http11 import (
     request_bytes,
     split_url,
 )
-from ._transport import describe, outcome_of
+from ._transport import failure, outcome_of
 
 _READ = 65536
 
@@ -218,7 +218,7 @@ class SyncSender:
         except UseHttpx:
             return None
         except Exception as exc:
-            return Outcome(None, describe(exc, a.timeout), (time.monotonic() - t0) * 1000)
+            return failure(exc, a.timeout, (time.monotonic() - t0) * 1000)
         return outcome_of(a, reply, (time.monotonic() - t0) * 1000)
 
     def close(self) -> None:

@@ -311,7 +311,7 @@ class LeanSender:
         except UseHttpx:
             return None
         except Exception as exc:
-            return Outcome(None, describe(exc, a.timeout), (loop.time() - t0) * 1000)
+            return failure(exc, a.timeout, (loop.time() - t0) * 1000)
         return outcome_of(a, reply, (loop.time() - t0) * 1000)
 
     async def aclose(self) -> None:
@@ -323,6 +323,22 @@ class LeanSender:
             if not w.done():
                 w.cancel()
         self._waiters.clear()
+
+
+def rejected_certificate(exc: BaseException | None) -> bool:
+    """The server's TLS certificate failed verification (here or under httpx's wrappers)."""
+    for _ in range(8):  # the chain of causes, bounded
+        if exc is None:
+            return False
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def failure(exc: Exception, timeout: float, ms: float) -> Outcome:
+    """A request that got no reply, as an attempt's outcome."""
+    return Outcome(None, describe(exc, timeout), ms, permanent=rejected_certificate(exc))
 
 
 def describe(exc: Exception, timeout: float) -> str:

@@ -202,3 +202,15 @@ def test_a_yaml_error_quotes_the_line(tmp_path: Path) -> None:
     assert "not valid YAML" in text
     # The pure-Python loader's message, with the offending line quoted.
     assert "request: {url: 'https://x.example.com'" in text, text
+
+
+def test_the_collector_is_back_on_after_a_failed_parse(tmp_path: Path) -> None:
+    import gc
+
+    from trigrun import SpecError
+    from trigrun.airflow import dags_from_specs
+
+    path = write_jobs(tmp_path, [{"name": "bad", "request": {"url": "not a url"}}])
+    with pytest.raises(SpecError):
+        dags_from_specs(path)
+    assert gc.isenabled()

@@ -225,3 +225,36 @@ def test_target_given_as_unknown_name() -> None:
     assert len(err.value.problems) == 1
     assert "field target:" in err.value.problems[0]
     assert "'airflow'" in err.value.problems[0]
+
+
+def test_gc_paused_restores_the_collector_as_it_found_it() -> None:
+    import gc
+
+    from trigrun._loader import gc_paused
+
+    assert gc.isenabled()
+    seen: list[bool] = []
+
+    def fail() -> None:
+        with gc_paused():
+            seen.append(gc.isenabled())
+            raise RuntimeError("a bad spec")
+
+    with pytest.raises(RuntimeError):
+        fail()
+    assert seen == [False]
+    assert gc.isenabled()  # re-enabled after an error too
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
+
+    @gc_paused()
+    def build() -> bool:
+        return gc.isenabled()
+
+    assert build() is False
+    assert gc.isenabled()

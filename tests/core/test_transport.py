@@ -386,6 +386,39 @@ def test_tls_uses_the_named_ca_bundle(raw: Callable[..., RawServer], kind: str,
     assert bad.error is not None
     assert "connection failed" in bad.error
     assert "CERTIFICATE_VERIFY_FAILED" in bad.error
+    assert bad.permanent  # the same request would fail the same way: not retried
+    assert good.permanent is False
+
+
+@pytest.mark.parametrize("engine_kind", ["sync", "async"])
+@pytest.mark.parametrize("through", ["own", "httpx"])
+def test_a_rejected_certificate_ends_a_wait_at_once(raw: Callable[..., RawServer],
+                                                    tls_files: tuple[Path, Path],
+                                                    engine_kind: str, through: str) -> None:
+    import httpx
+
+    key, cert = tls_files
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    srv = raw(ok(b'{"state": "running"}'), tls=ctx)
+    spec = trigrun.JobSpec.model_validate({
+        "name": "tls wait", "request": {"url": f"{srv.url}/hook"},
+        "wait": {"status_url": f"{srv.url}/runs/{{run_id}}", "status_path": "state",
+                 "run_id_path": "id", "max_consecutive_poll_errors": 5}})
+    if engine_kind == "sync":
+        client = httpx.Client() if through == "httpx" else None
+        with trigrun.Engine(secrets={}, client=client) as engine:
+            run_result = engine.wait(spec, "r1", poll_interval=0.01, timeout=30)
+    else:
+        async def go() -> trigrun.RunResult:
+            aclient = httpx.AsyncClient() if through == "httpx" else None
+            async with trigrun.AsyncEngine(secrets={}, client=aclient) as engine:
+                return await engine.wait(spec, "r1", poll_interval=0.01, timeout=30)
+        run_result = asyncio.run(go())
+    assert run_result.state is trigrun.RunState.UNKNOWN
+    assert run_result.polls == 1  # not max_consecutive_poll_errors checks with backoff
+    assert "CERTIFICATE_VERIFY_FAILED" in run_result.message
+    assert "request.verify" in run_result.message
 
 
 def test_engines_send_through_it(raw: Callable[..., RawServer], kind: str) -> None:

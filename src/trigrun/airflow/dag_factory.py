@@ -45,6 +45,7 @@ from airflow.sdk import DAG, CronTriggerTimetable
 from airflow.sdk.configuration import conf
 
 from .. import JobSpec, SpecError, load_jobs
+from .._loader import gc_paused
 from .operators import TrigRunOperator
 
 DEFAULT_START = datetime(2024, 1, 1)
@@ -100,6 +101,7 @@ def _doc(spec: JobSpec, path: Path) -> str:
             f"- waits for the run: {'yes' if spec.waits else 'no'}\n")
 
 
+@gc_paused()
 def dags_from_specs(
     path: str | os.PathLike[str],
     *,

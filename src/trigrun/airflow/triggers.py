@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
 import logging
 import time
 import weakref
@@ -121,6 +122,26 @@ class _Lease:
             await shared.engine.aclose()
 
 
+_SPECS: dict[str, JobSpec] = {}
+
+
+def _spec_of(data: dict[str, Any]) -> JobSpec:
+    """The validated spec, shared by every trigger on this triggerer with the same kwargs.
+
+    A triggerer often waits on many runs of one job (catch-up, mapped tasks): one frozen
+    JobSpec for all of them, instead of a validation and a few hundred long-lived objects
+    per wait, also lets the engine's per-spec caches serve them all. Fewer long-lived objects
+    per wait means fewer and shorter full garbage collections, which scan all of Airflow's
+    objects too: they set the triggerer's worst poll lateness (benchmarks/README.md)."""
+    key = json.dumps(data, sort_keys=True, default=str)
+    spec = _SPECS.get(key)
+    if spec is None:
+        if len(_SPECS) >= 1024:
+            _SPECS.clear()
+        spec = _SPECS[key] = JobSpec.model_validate(data)
+    return spec
+
+
 def shared_engine_count() -> int:
     """How many shared engines are open (one per event loop with a running trigrun trigger)."""
     return len(_ENGINES)
@@ -183,7 +204,7 @@ class TrigRunTrigger(BaseTrigger):
         token = _current_log.set(self.log)
         try:
             try:
-                spec = JobSpec.model_validate(self.spec)
+                spec = _spec_of(self.spec)
             except ValueError as exc:
                 return self._event("error", f"the trigger's spec is invalid: {exc}")
             self.log.info("waiting for run %s of job %r (poll every %gs, deadline in %.0fs)",
@@ -211,7 +232,7 @@ class TrigRunTrigger(BaseTrigger):
         """The user acted on the deferred task: cancel the downstream run (best effort)."""
         if not self.cancel_on_kill:
             return
-        spec = JobSpec.model_validate(self.spec)
+        spec = _spec_of(self.spec)
         token = _current_log.set(self.log)
         try:
             async with _Lease() as engine:

@@ -10,7 +10,7 @@ import dagster as dg
 from pydantic import Field
 
 from .._exceptions import SpecError
-from .._loader import load_jobs
+from .._loader import gc_paused, load_jobs
 from .._models import JobSpec
 from ._metadata import PHASE, TRACK, asset_key_for, run_metadata, trigger_metadata
 from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
@@ -222,6 +222,7 @@ def _specs_from(source: str | Path | JobSpec | Sequence[JobSpec | Mapping[str, A
     return [as_spec(s) for s in source]
 
 
+@gc_paused()
 def build_trigrun_definitions(
     source: str | Path | JobSpec | Sequence[JobSpec | Mapping[str, Any]], *,
     resource: TrigRunResource | None = None, resource_key: str = RESOURCE_KEY,
