@@ -196,8 +196,17 @@ def test_task_log_gets_state_changes_not_every_poll(server: LocalServer,
     out = capsys.readouterr().out
     info = [line for line in out.splitlines() if "[info" in line]
     polls = [line for line in info if "run r1: " in line]
-    # The first poll's state at INFO; the repeats and the end state (the resumed task logs
-    # the outcome) are DEBUG.
+    # The wait's description and the first poll's state share one INFO line; the repeats and
+    # the end state (the resumed task logs the outcome) are DEBUG.
     assert len(polls) == 1, out
+    assert "waiting for run r1 of job 'webhook job' (poll every 0.05s" in polls[0]
     assert "run r1: running (queued)" in polls[0]
-    assert any("waiting for run r1" in line for line in info), out
+
+    # A run already over at the first check: still one line saying what was waited for.
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "success"}))
+    assert asyncio.run(first_event(trigger(server, poll=0.05)))["status"] == "success"
+    out = capsys.readouterr().out
+    polls = [line for line in out.splitlines() if "[info" in line and "run r1: " in line]
+    assert len(polls) == 1, out
+    assert "waiting for run r1" in polls[0]
+    assert "run r1: success" in polls[0]

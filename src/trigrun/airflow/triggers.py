@@ -67,18 +67,33 @@ SETTLE_SECONDS = 10.0
 
 
 
-_current_log: contextvars.ContextVar[Any] = contextvars.ContextVar("trigrun_trigger_log",
-                                                                  default=None)
+class _WaitLog:
+    """The running trigger's logger, and the wait's description until its first line."""
+
+    __slots__ = ("header", "log")
+
+    def __init__(self, log: Any, header: str | None = None) -> None:
+        self.log = log
+        self.header = header
+
+
+_current_log: contextvars.ContextVar[_WaitLog | None] = contextvars.ContextVar(
+    "trigrun_trigger_log", default=None)
 
 
 def _on_event(event: Event) -> None:
-    logger = _current_log.get()
-    if logger is None:
+    # Each line costs the triggerer ~0.1 ms (Airflow's structlog): the wait's description
+    # shares a line with its first check, then only new states of the run are INFO.
+    current = _current_log.get()
+    if current is None:
         return
-    if is_quiet_poll(event):
-        logger.debug("%s", event.message)
+    if current.header is not None:
+        header, current.header = current.header, None
+        current.log.info("%s; %s", header, event.message)
+    elif is_quiet_poll(event):
+        current.log.debug("%s", event.message)
     else:
-        logger.info("%s", event.message)
+        current.log.info("%s", event.message)
 
 
 def _on_secret(value: str) -> None:
@@ -201,15 +216,16 @@ class TrigRunTrigger(BaseTrigger):
         yield event
 
     async def _outcome(self) -> TriggerEvent:
-        token = _current_log.set(self.log)
+        wait_log = _WaitLog(self.log)
+        token = _current_log.set(wait_log)
         try:
             try:
                 spec = _spec_of(self.spec)
             except ValueError as exc:
                 return self._event("error", f"the trigger's spec is invalid: {exc}")
-            self.log.info("waiting for run %s of job %r (poll every %gs, deadline in %.0fs)",
-                          self.run_id, spec.name, self.poll_interval,
-                          self.end_time - time.time())
+            wait_log.header = (f"waiting for run {self.run_id} of job {spec.name!r} (poll every "
+                               f"{self.poll_interval:g}s, deadline in "
+                               f"{self.end_time - time.time():.0f}s)")
             async with _Lease() as engine:
                 try:
                     result = await engine.wait(spec, self.run_id,
@@ -233,7 +249,7 @@ class TrigRunTrigger(BaseTrigger):
         if not self.cancel_on_kill:
             return
         spec = _spec_of(self.spec)
-        token = _current_log.set(self.log)
+        token = _current_log.set(_WaitLog(self.log))
         try:
             async with _Lease() as engine:
                 ok = await engine.cancel(spec, self.run_id)
