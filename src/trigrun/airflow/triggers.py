@@ -66,7 +66,6 @@ CLASSPATH = "trigrun.airflow.triggers.TrigRunTrigger"
 SETTLE_SECONDS = 10.0
 
 
-
 class _WaitLog:
     """The running trigger's logger, and the wait's description until its first line."""
 
