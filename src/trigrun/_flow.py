@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._exceptions import SecretNotFound, SpecError, TrigRunError
-from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec
+from ._http import CERT_HINT
+from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec, _Connects
 from ._results import Attempt, RunResult, RunState, TriggerResult
 from ._retry import next_delay, parse_retry_after, poll_error_delay
 from ._secrets import Redactor, find_references, substitute
@@ -38,6 +40,10 @@ class Send:
     timeout: float
     verify: bool | str
     max_bytes: int
+    cert: str | tuple[str, str] | None = None
+    # Resolved: may hold credentials. Never logged; engines key their clients on it.
+    proxy: str | None = field(default=None, repr=False)
+    trust_env: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,12 +65,49 @@ class Outcome:
     error: str | None
     duration_ms: float
     note: str | None = None  # why a redirect was not followed
-    # The same request would fail the same way (a certificate that fails verification).
+    # The same request would fail the same way (a certificate that fails verification, a
+    # header the spec cannot send); ``hint`` says what to fix.
     permanent: bool = False
+    hint: str | None = None
 
 
-CERT_HINT = ("a certificate that fails verification fails every retry: set request.verify to "
-             "the CA bundle that signs it, or fix the server's certificate")
+LOCAL_HINT = ("nothing was sent: this is a problem in the job spec (or in a secret's value), "
+              "not on the server; remove the CR/LF or control character")
+_FRAMING = frozenset({"content-length", "transfer-encoding"})
+
+
+def connection_settings(spec: JobSpec) -> _Connects | None:
+    """The model holding the job's verify / cert / proxy / trust_env: the raw request, or the
+    short-form target; None for defaults."""
+    if spec.request is not None:
+        return spec.request
+    return spec.target if isinstance(spec.target, _Connects) else None
+
+
+# Checked on every send (a poll included), so regexes rather than loops over characters.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CRLF = re.compile(r"[\r\n\x00]")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def _unsendable(url: str, headers: Mapping[str, str], proxy: str | None) -> str | None:
+    """Why the request cannot be sent as the spec wrote it (a header injection), or None.
+
+    Checked on the final values, secrets substituted: a secret's value can hold a newline."""
+    if _CONTROL.search(url):
+        return "the URL holds a control character (CR, LF or another)"
+    for name, value in headers.items():
+        if not _TOKEN.match(name):
+            return f"header name {name[:40]!r} is not a valid HTTP header name"
+        if _CRLF.search(value):
+            return f"the value of header {name!r} holds a CR, LF or NUL character"
+    if proxy is not None:
+        if _CONTROL.search(proxy):
+            return "the proxy URL holds a control character (CR, LF or another)"
+        p = urlsplit(proxy)
+        if p.scheme not in ("http", "https") or not p.hostname:
+            return "the proxy URL is not an http(s) URL, e.g. http://proxy.example.com:3128"
+    return None
 
 
 Action = Send | Sleep | Resolve
@@ -285,15 +328,26 @@ class JobFlows:
             body_has_secret = "secret://" in call.content
             content = substitute(call.content, self.secrets).encode()
         timeout = req.timeout_seconds if req else 30.0
-        verify = req.verify if req else True
         follow = req.follow_redirects if req else False
+        conn = connection_settings(self.spec)
+        verify = conn.verify if conn else True
+        cert = conn.cert if conn else None
+        trust_env = conn.trust_env if conn else True
+        proxy = substitute(conn.proxy, self.secrets) if conn and conn.proxy else None
+        # The library frames the body; a second framing from the spec would be smuggling.
+        headers = {k: v for k, v in headers.items() if k.lower() not in _FRAMING}
         secret_headers = {k for k, v in call.headers.items() if "secret://" in v}
         if extra_headers:
             secret_headers |= set(extra_headers)
         # Read past the cap, so a secret straddling it is whole when redacted (see ``keep``).
         limit = max(self.state.read_limit, self.spec.max_response_bytes + 4096)
         for _hop in range(10):
-            outcome: Outcome = yield Send(call.method, url, headers, content, timeout, verify, limit)
+            bad = _unsendable(url, headers, proxy)
+            if bad is not None:
+                return Outcome(None, self.state.redactor.text(bad), 0.0, permanent=True,
+                               hint=LOCAL_HINT)
+            outcome: Outcome = yield Send(call.method, url, headers, content, timeout, verify,
+                                          limit, cert, proxy, trust_env)
             reply = outcome.reply
             if outcome.error is not None:
                 outcome = replace(outcome, error=self.state.redactor.text(outcome.error))
@@ -313,7 +367,10 @@ class JobFlows:
                 headers = {k: v for k, v in headers.items()
                            if k not in secret_headers
                            and k.lower() not in ("authorization", "cookie", "proxy-authorization")}
-            if reply.status_code == 303:
+            # As httpx and browsers do: 303 turns any method but HEAD into GET, 301 and 302
+            # turn a POST into a GET; 307 and 308 keep the method and the body.
+            if (reply.status_code == 303 and call.method != "HEAD") or (
+                    reply.status_code in (301, 302) and call.method == "POST"):
                 call = replace(call, method="GET")
                 content = None
                 headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
@@ -435,7 +492,7 @@ class JobFlows:
                     network_error=reply is None, retry_after=retry_after,
                     elapsed=st.monotonic() - started, random_value=st.random())
                 if outcome.permanent:
-                    delay, why = None, CERT_HINT
+                    delay, why = None, outcome.hint or CERT_HINT
                 if delay is None:
                     err = (f"job {spec.name!r}: trigger request to {self._safe_url(call.url)} "
                            f"failed: {what}; {why}")
@@ -570,7 +627,7 @@ class JobFlows:
                 if not transient:
                     hint = " (is the run id right?)" if reply is not None and reply.status_code == 404 else ""
                     if got.permanent:
-                        hint = f"; {CERT_HINT}"
+                        hint = f"; {got.hint or CERT_HINT}"
                     return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}: status check for run "
                                 f"{run_id} failed: {what}{hint}")
                 errors += 1

@@ -15,6 +15,8 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 
+from ._http import wire_quote
+
 SECRET_RE = re.compile(r"secret://([A-Za-z0-9][A-Za-z0-9_.\-/]*)")
 REDACTED = "***"
 # Shorter values are not redacted: replacing every "a" in a log would destroy it and such a
@@ -126,9 +128,10 @@ async def resolve_async(resolvers: list[AnyResolver], name: str) -> str | None:
 
 
 def _variants(value: str) -> set[str]:
-    """The forms a value takes on the wire and in logs: as is, URL-encoded (ours and httpx's),
+    """The forms a value takes on the wire and in logs: as is, URL-encoded (in a URL as the
+    engines send it, and fully),
     JSON-escaped, and as Python shows bytes. A server echoing the request uses any of them."""
-    out = {value, quote(value, safe=""), quote_plus(value, safe=""),
+    out = {value, quote(value, safe=""), quote_plus(value, safe=""), wire_quote(value),
            json.dumps(value)[1:-1], repr(value.encode())[2:-1]}
     with contextlib.suppress(Exception):  # not every value fits in a URL
         out.add(httpx.URL("http://h/?" + value).query.decode("ascii"))
@@ -183,7 +186,8 @@ _LIVE: weakref.WeakSet[Redactor] = weakref.WeakSet()
 # httpx logs each request's full URL (a query may hold a secret) at INFO; httpcore logs response
 # headers (a server may echo one) at DEBUG. Filters on a logger do not see records of its
 # children, so each logger that emits is named.
-LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2",
+LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "aiohttp.client",
+           "aiohttp.internal", "trigrun.http",
            "httpcore.proxy", "httpcore.socks", "trigrun")
 
 

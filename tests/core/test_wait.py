@@ -325,7 +325,7 @@ def test_webhook_without_status_url_cannot_wait(httpx_mock: HTTPXMock, driver: D
 
 def test_wait_needs_a_run_id(driver: Driver) -> None:
     job = TARGETS[0].job()
-    with pytest.raises(ValueError, match="run_id is required"):
+    with pytest.raises(trigrun.TrigRunError, match="run_id is required"):
         driver.wait(job)
 
 

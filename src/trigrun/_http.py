@@ -1,0 +1,242 @@
+"""Connection policy shared by both engines: TLS contexts, proxies, the request target, and
+what a failed exchange means.
+
+No HTTP is written or parsed here: the sync engine sends with httpx, the async engine with
+aiohttp. This module only decides what to hand them (an SSL context, a proxy, the target as
+written) and how to word what went wrong, so both engines behave alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit
+
+import httpx
+
+logger = logging.getLogger("trigrun")
+
+# RFC 9110's idempotent methods: the ones a library may send again on a fresh connection when
+# a kept-alive one turns out to have been closed by the server. Never a POST or a PATCH.
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+# What RFC 3986 allows in a URL, sent as written: "%" included, so escapes the spec wrote stay
+# as they are (no re-quoting). Anything else (a space, '"', '<', '|', non-ASCII) cannot stand
+# in a request line and is percent-encoded, as httpx and yarl would.
+WIRE_SAFE = "-._~:/?#[]@!$&'()*+,;=%"
+
+
+def wire_quote(text: str) -> str:
+    """``text`` as it goes on the wire inside a URL (see ``WIRE_SAFE``)."""
+    return quote(text, safe=WIRE_SAFE)
+
+
+def wire_target(url: str) -> str:
+    """The request target (path and query) as written in ``url``: no dot segment removed, no
+    escape decoded or re-encoded; only characters a URL cannot hold are percent-encoded."""
+    rest = url.split("://", 1)[-1]
+    slash = rest.find("/")
+    query = rest.find("?")
+    start = min(i for i in (slash, query, len(rest)) if i >= 0)
+    target = rest[start:].split("#", 1)[0]
+    if not target.startswith("/"):
+        target = "/" + target
+    return wire_quote(target)
+
+
+class TlsContexts:
+    """One SSL context per (verify, cert, trust_env) for an engine.
+
+    ``verify``: True (``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` when ``trust_env``, else certifi's
+    bundle, as httpx does), False, ``"system"`` (the operating system's trust store: the
+    ``truststore`` package when installed, else OpenSSL's default paths), or a CA bundle path
+    (a file, or a directory of hashed certificates). ``cert``: a PEM holding certificate and
+    key, or a ``(cert, key)`` pair. The environment is read once, when the engine starts.
+    """
+
+    def __init__(self) -> None:
+        self._env = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        self._made: dict[tuple[Any, ...], ssl.SSLContext] = {}
+
+    def get(self, verify: bool | str, cert: str | tuple[str, str] | None,
+            trust_env: bool) -> ssl.SSLContext:
+        key = (verify, cert, trust_env)
+        ctx = self._made.get(key)
+        if ctx is None:
+            ctx = self._made[key] = self._make(verify, cert, trust_env)
+        return ctx
+
+    def _make(self, verify: bool | str, cert: str | tuple[str, str] | None,
+              trust_env: bool) -> ssl.SSLContext:
+        if verify is False:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        elif verify == "system":
+            ctx = _system_context()
+        elif isinstance(verify, str):
+            ctx = (ssl.create_default_context(capath=verify) if os.path.isdir(verify)
+                   else ssl.create_default_context(cafile=verify))
+        elif trust_env and self._env[0]:
+            ctx = ssl.create_default_context(cafile=self._env[0])
+        elif trust_env and self._env[1]:
+            ctx = ssl.create_default_context(capath=self._env[1])
+        else:
+            import certifi
+
+            ctx = ssl.create_default_context(cafile=certifi.where())
+        if cert is not None:
+            if isinstance(cert, str):
+                ctx.load_cert_chain(cert)
+            else:
+                ctx.load_cert_chain(cert[0], cert[1])
+        return ctx
+
+
+def _system_context() -> ssl.SSLContext:
+    try:
+        import truststore
+    except ImportError:
+        return ssl.create_default_context()
+    ctx: ssl.SSLContext = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return ctx
+
+
+# The standard library's NO_PROXY matching, as aiohttp and requests use it (not in typeshed).
+_bypass: Callable[[str, dict[str, str]], bool] = \
+    urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+
+
+class Proxies:
+    """The environment's proxies (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``,
+    either case, lower case first as curl does), read once when the engine starts.
+
+    Only http:// and https:// proxies are used; another scheme (socks5://) is logged once and
+    ignored, as aiohttp and httpx without extras do.
+    """
+
+    def __init__(self, on_secret: Callable[[str], None] | None = None) -> None:
+        env = urllib.request.getproxies_environment()
+        self._env = env
+        self._chosen: dict[tuple[str, str], str | None] = {}
+        self._ignored: set[str] = set()
+        for name, value in env.items():
+            if name == "no":
+                continue
+            password = urlsplit(value if "://" in value else f"http://{value}").password
+            if password and on_secret is not None:
+                on_secret(unquote(password))
+
+    def for_url(self, url: str) -> str | None:
+        """The proxy to send ``url`` through, or None for a direct connection."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key in self._chosen:
+            return self._chosen[key]
+        chosen = self._choose(parts.scheme, parts.hostname or "", parts.port)
+        if len(self._chosen) > 4096:
+            self._chosen.clear()
+        self._chosen[key] = chosen
+        return chosen
+
+    def _choose(self, scheme: str, host: str, port: int | None) -> str | None:
+        env = self._env
+        proxy = env.get(scheme) or env.get("all")
+        if not proxy:
+            return None
+        hostport = f"{host}:{port}" if port else host
+        if "no" in env and _bypass(hostport, env):
+            return None
+        if "://" not in proxy:
+            proxy = f"http://{proxy}"
+        if not proxy.startswith(("http://", "https://")):
+            if proxy not in self._ignored:
+                self._ignored.add(proxy)
+                logger.warning("ignoring the %s proxy from the environment: only http:// and "
+                               "https:// proxies are supported", proxy.split("://", 1)[0])
+            return None
+        return proxy
+
+
+def rejected_certificate(exc: BaseException | None) -> bool:
+    """The server's TLS certificate failed verification (here or under a library's wrappers)."""
+    for _ in range(8):  # the chain of causes, bounded
+        if exc is None:
+            return False
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+CERT_HINT = ("a certificate that fails verification fails every retry: set request.verify to "
+             "the CA bundle that signs it, or fix the server's certificate")
+CLIENT_CERT_HINT = ("the server requires a client certificate (mutual TLS): set request.cert "
+                    "(or the target's cert) to a PEM with certificate and key, or a "
+                    "[cert, key] pair")
+PROXY_AUTH_HINT = ("the proxy asks for credentials: put them in the proxy URL, e.g. "
+                   "http://user:secret://proxy-password@proxy:3128")
+
+
+def _chain_text(exc: BaseException | None) -> str:
+    parts = []
+    for _ in range(8):
+        if exc is None:
+            break
+        parts.append(f"{type(exc).__name__} {exc}")
+        exc = exc.__cause__ or exc.__context__
+    return " | ".join(parts)
+
+
+def wants_client_cert(exc: BaseException) -> bool:
+    """The TLS handshake failed because the server wanted a client certificate."""
+    text = _chain_text(exc).upper()
+    return "CERTIFICATE_REQUIRED" in text or "CERTIFICATE REQUIRED" in text
+
+
+def is_timeout(exc: BaseException) -> bool:
+    return isinstance(exc, (asyncio.TimeoutError, TimeoutError))
+
+
+def what_failed(kind: str, exc: BaseException, timeout: float) -> str:
+    """A failed attempt in words. ``kind``: timeout, connect, proxy, protocol or other.
+
+    Never a header value (it may be a secret); the flows redact what is left.
+    """
+    if kind == "timeout":
+        return f"timed out after {timeout:g}s"
+    detail = str(exc) or type(exc).__name__
+    if kind == "connect":
+        return f"connection failed: {detail}"
+    if kind == "proxy":
+        return f"proxy error: {detail}"
+    if kind == "protocol":
+        return f"RemoteProtocolError: {detail}"
+    return f"{type(exc).__name__}: {detail[:300]}"
+
+
+def classify_httpx(exc: Exception, timeout: float) -> tuple[str, bool, str | None]:
+    """(what failed, permanent, hint) for an exception of httpx or the socket layer."""
+    if wants_client_cert(exc):
+        return what_failed("connect", exc, timeout), True, CLIENT_CERT_HINT
+    if rejected_certificate(exc):
+        return what_failed("connect", exc, timeout), True, CERT_HINT
+    if isinstance(exc, httpx.TimeoutException):
+        return what_failed("timeout", exc, timeout), False, None
+    if isinstance(exc, httpx.ProxyError):
+        msg = what_failed("proxy", exc, timeout)
+        if "407" in str(exc):
+            msg += f" ({PROXY_AUTH_HINT})"
+        return msg, False, None
+    if isinstance(exc, (httpx.ConnectError, httpx.ReadError, httpx.WriteError, OSError)):
+        return what_failed("connect", exc, timeout), False, None
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return what_failed("protocol", exc, timeout), False, None
+    # A URL httpx cannot send (a host label over 63 characters, a port over 65535, a scheme
+    # it has no transport for): a failed attempt, as any other, not an exception.
+    return f"invalid URL ({type(exc).__name__}: {str(exc)[:200]})", False, None

@@ -1,0 +1,142 @@
+"""The sync engine's I/O: ``Send`` actions through ``httpx.Client``.
+
+httpx does the HTTP; this adds the engine's policy. One client per connection setting (TLS
+context, proxy), each with a keep-alive pool, or the caller's own client used as given. The
+attempt's timeout bounds the whole exchange: each phase (connect, send, the reply's headers,
+its body) may take only what is left of it, tracked through httpcore's ``trace`` request
+extension, and a body still trickling in at the deadline is cut. The size cap applies to the
+decoded body. The target goes on the wire as written (httpcore's ``target`` extension), and an
+idempotent request that finds its kept-alive connection closed by the server is sent once more.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import httpx
+
+from ._flow import Outcome, Send
+from ._http import IDEMPOTENT, Proxies, TlsContexts, classify_httpx, wire_target
+from ._targets import HttpReply
+
+logger = logging.getLogger("trigrun")
+
+_TIMEOUTS: dict[float, httpx.Timeout] = {}
+# The phases whose timeout httpcore reads when they start: each gets what is left.
+_PHASES = {"http11.send_request_headers.started": "write",
+           "http11.receive_response_headers.started": "read",
+           "http11.receive_response_body.started": "read",
+           "http2.send_request_headers.started": "write",
+           "http2.receive_response_headers.started": "read",
+           "http2.receive_response_body.started": "read"}
+
+
+def _timeout(seconds: float) -> httpx.Timeout:
+    t = _TIMEOUTS.get(seconds)
+    if t is None:
+        t = _TIMEOUTS[seconds] = httpx.Timeout(seconds)
+    return t
+
+
+class _Deadline:
+    """httpcore ``trace`` callback: before each phase, its timeout becomes the time left."""
+
+    __slots__ = ("deadline", "timeouts")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.timeouts: dict[str, Any] = {}
+
+    def __call__(self, event: str, info: dict[str, Any]) -> None:
+        phase = _PHASES.get(event)
+        if phase is not None:
+            self.timeouts[phase] = max(0.001, self.deadline - time.monotonic())
+
+
+class HttpxSender:
+    """Sends the engine's ``Send`` actions; thread-safe, as ``httpx.Client`` is."""
+
+    def __init__(self, *, client: httpx.Client | None, pool_size: int, tls: TlsContexts,
+                 proxies: Proxies) -> None:
+        self._given = client
+        self._limits = httpx.Limits(max_connections=pool_size,
+                                    max_keepalive_connections=pool_size)
+        self._tls = tls
+        self._proxies = proxies
+        self._clients: dict[tuple[Any, ...], httpx.Client] = {}
+        self._warned = False
+
+    def client_for(self, a: Send) -> httpx.Client:
+        if self._given is not None:
+            if not self._warned and (a.verify is not True or a.cert or a.proxy):
+                self._warned = True
+                logger.warning("the engine sends through the httpx client it was given: the "
+                               "job's verify / cert / proxy settings are left to that client")
+            return self._given
+        proxy = a.proxy if a.proxy is not None else (
+            self._proxies.for_url(a.url) if a.trust_env else None)
+        key = (a.verify, a.cert, a.trust_env, proxy)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = httpx.Client(
+                verify=self._tls.get(a.verify, a.cert, a.trust_env), proxy=proxy,
+                trust_env=False, follow_redirects=False, limits=self._limits)
+        return client
+
+    def send(self, a: Send) -> Outcome:
+        t0 = time.monotonic()
+        try:
+            client = self.client_for(a)
+            reply = self._exchange(client, a, t0 + a.timeout)
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError, OverflowError, OSError) as exc:
+            error, permanent, hint = classify_httpx(exc, a.timeout)
+            return Outcome(None, error, (time.monotonic() - t0) * 1000, permanent=permanent,
+                           hint=hint)
+        return Outcome(reply, None, (time.monotonic() - t0) * 1000)
+
+    def _exchange(self, client: httpx.Client, a: Send, deadline: float) -> HttpReply:
+        for again in (a.method in IDEMPOTENT, False):
+            trace = _Deadline(deadline)
+            req = client.build_request(
+                a.method, a.url, headers=a.headers, content=a.content,
+                extensions={"timeout": _timeout(a.timeout).as_dict(), "trace": trace,
+                            "target": wire_target(a.url).encode("ascii")})
+            trace.timeouts = req.extensions["timeout"]
+            try:
+                resp = client.send(req, stream=True)
+            except httpx.RemoteProtocolError:
+                # The server closed a kept-alive connection as the request went out: safe to
+                # send again only when sending twice means the same as sending once.
+                if again and time.monotonic() < deadline:
+                    continue
+                raise
+            try:
+                return self._read(resp, a, deadline)
+            finally:
+                resp.close()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _read(resp: httpx.Response, a: Send, deadline: float) -> HttpReply:
+        chunks: list[bytes] = []
+        size = 0
+        truncated = False
+        for chunk in resp.iter_bytes():  # decoded: the cap counts what a gzip body inflates to
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > a.max_bytes:
+                truncated = True
+                break
+            if time.monotonic() > deadline:
+                raise httpx.ReadTimeout("the body was still arriving at the deadline",
+                                        request=resp.request)
+        body = b"".join(chunks)
+        return HttpReply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
+                         body[: a.max_bytes] if truncated else body, truncated)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
