@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -68,7 +68,53 @@ class Schedule(_Model):
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
-class RequestSpec(_Model):
+# Connection settings shared by a raw ``request`` and the short-form targets: where a job is
+# sent from (proxy, environment) and how the TLS peer is checked. Defaults live here only.
+Verify = Annotated[bool | str, Field(description="TLS verification: true (certifi's CA "
+                                     "bundle, or `SSL_CERT_FILE` / `SSL_CERT_DIR`), false, "
+                                     "`system` (the OS trust store), or the path of a CA bundle.")]
+Cert = Annotated[str | tuple[str, str] | None, Field(
+    description="Client certificate for mutual TLS: a PEM file holding certificate and key, or "
+    "a `[cert, key]` pair of paths.")]
+Proxy = Annotated[str | None, Field(
+    description="Proxy URL for this job (http:// or https://; CONNECT for https targets). "
+    "Credentials in it may be `secret://` references. Default: the environment's "
+    "`HTTP(S)_PROXY` / `ALL_PROXY` / `NO_PROXY`, when `trust_env`.")]
+TrustEnv = Annotated[bool, Field(description="Honour the environment's proxy variables and "
+                                 "`SSL_CERT_FILE` / `SSL_CERT_DIR`.")]
+
+
+class _Connects(_Model):
+    """A model that holds the connection settings above (``verify``, ``cert``, ``proxy``)."""
+
+    if TYPE_CHECKING:  # declared by each subclass, where they stand in the docs' field order
+        verify: bool | str
+        cert: str | tuple[str, str] | None
+        proxy: str | None
+        trust_env: bool
+
+    @field_validator("proxy", check_fields=False)
+    @classmethod
+    def _proxy(cls, v: str | None) -> str | None:
+        if v is None or "{{" in v or "secret://" in v:  # checked again once resolved
+            return v
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{v!r} is not an http(s) proxy URL; use e.g. "
+                             "'http://proxy.example.com:3128' (credentials may be secret:// "
+                             "references: 'http://user:secret://proxy-password@proxy:3128')")
+        return v
+
+    @field_validator("cert", mode="before", check_fields=False)
+    @classmethod
+    def _cert(cls, v: Any) -> Any:
+        if isinstance(v, list) and len(v) != 2:
+            raise ValueError("cert: give one PEM path (certificate and key) or a [cert, key] "
+                             "pair of paths")
+        return v
+
+
+class RequestSpec(_Connects):
     """The HTTP request that triggers the job (the seed's ``request`` object)."""
 
     url: str = Field(description="Absolute http(s) URL. May hold templates and `secret://` references.")
@@ -79,7 +125,10 @@ class RequestSpec(_Model):
     timeout_seconds: float = Field(30.0, gt=0, le=3600,
                                    description="Per-attempt limit for the whole exchange.")
     follow_redirects: bool = Field(False, description="Follow 3xx. Credentials are never sent to another origin.")
-    verify: bool | str = Field(True, description="TLS verification; a path names a CA bundle.")
+    verify: Verify = True
+    cert: Cert = None
+    proxy: Proxy = None
+    trust_env: TrustEnv = True
 
     @field_validator("method", mode="before")
     @classmethod
@@ -187,7 +236,7 @@ Auth = Annotated[
 # --- short-form targets -------------------------------------------------------------------
 
 
-class AirflowTarget(_Model):
+class AirflowTarget(_Connects):
     type: Literal["airflow"]
     base_url: str
     dag_id: str
@@ -195,26 +244,38 @@ class AirflowTarget(_Model):
     api_version: Literal["auto", "v1", "v2"] = "auto"
     logical_date: str | None = Field(None, description="Default: null on v2, omitted on v1.")
     note: str | None = None
+    verify: Verify = True
+    cert: Cert = None
+    proxy: Proxy = None
+    trust_env: TrustEnv = True
 
 
-class DbtCloudTarget(_Model):
+class DbtCloudTarget(_Connects):
     type: Literal["dbt_cloud"]
     base_url: str = "https://cloud.getdbt.com"
     account_id: int | str
     job_id: int | str
     cause: str = "Triggered by trigrun"
     steps_override: list[str] | None = None
+    verify: Verify = True
+    cert: Cert = None
+    proxy: Proxy = None
+    trust_env: TrustEnv = True
 
 
-class PrefectTarget(_Model):
+class PrefectTarget(_Connects):
     type: Literal["prefect"]
     base_url: str = Field(description="The API root, e.g. http://127.0.0.1:4200/api")
     deployment_id: str
     parameters: dict[str, Any] = Field(default_factory=dict)
     ui_url: str | None = None
+    verify: Verify = True
+    cert: Cert = None
+    proxy: Proxy = None
+    trust_env: TrustEnv = True
 
 
-class DagsterTarget(_Model):
+class DagsterTarget(_Connects):
     type: Literal["dagster"]
     base_url: str = Field(description="The webserver root; GraphQL is at `{base_url}/graphql`.")
     job_name: str
@@ -224,6 +285,10 @@ class DagsterTarget(_Model):
     repository_name: str = "__repository__"
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
+    verify: Verify = True
+    cert: Cert = None
+    proxy: Proxy = None
+    trust_env: TrustEnv = True
 
 
 class WebhookTarget(_Model):
