@@ -2,7 +2,8 @@
 
 They implement just what trigrun's presets use, with the real APIs' idempotency behaviour:
 Airflow REST v2 (JWT from ``/auth/token``, 409 on a duplicate ``dag_run_id``), dbt Cloud v2
-(no idempotency: runs listed with their cause), Dagster GraphQL (runs found by tag) and a
+(no idempotency: runs listed with their cause), Dagster GraphQL (runs found by tag), Prefect's
+REST API (idempotency keys unique per flow, orchestration rules on ``set_state``) and a
 webhook that dedups on the ``Idempotency-Key`` header. Thread-safe: handlers run in the
 server's threads.
 
@@ -22,7 +23,8 @@ from typing import Any
 
 from .httpserver import LocalServer, Recorded, Reply
 
-__all__ = ["DedupWebhook", "FakeAirflow", "FakeDagster", "FakeDbtCloud", "make_jwt"]
+__all__ = ["DedupWebhook", "FakeAirflow", "FakeDagster", "FakeDbtCloud", "FakePrefect",
+           "make_jwt"]
 
 
 def make_jwt(exp: float, sub: str = "admin", nonce: int = 0) -> str:
@@ -279,6 +281,98 @@ class FakeDagster:
                 return Reply(200, json={"data": {"terminateRun": {
                     "__typename": "TerminateRunSuccess", "run": {"runId": variables.get("runId")}}}})
         return Reply(200, json={"errors": [{"message": f"unsupported query: {query[:60]}"}]})
+
+
+class FakePrefect:
+    """Prefect 3's REST API under ``/api``: deployments' ``create_flow_run``, ``flow_runs/{id}``,
+    ``set_state`` and ``flow_runs/filter``.
+
+    As Prefect does: an ``idempotency_key`` is unique per *flow* (``deployments`` maps each
+    deployment id to its flow id; two deployments may share a flow), a repeated key answers
+    200 with the existing run (201 when created); ``set_state`` without ``force`` applies the
+    orchestration rule that an ended run cannot be moved (``ABORT``, state unchanged, HTTP 200),
+    while ``force: true`` sets any state (HTTP 201, ``ACCEPT``).
+    """
+
+    TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+
+    def __init__(self, server: LocalServer, *, deployments: dict[str, str] | None = None,
+                 state: str = "SCHEDULED") -> None:
+        self.server = server
+        self.deployments = deployments or {"dep-1": "flow-1"}
+        self.initial_state = state
+        self.runs: dict[str, dict[str, Any]] = {}
+        self.set_state_bodies: list[Any] = []
+        self._lock = threading.Lock()
+        server.on("POST", "/api/deployments/{dep}/create_flow_run", self._create)
+        server.on("GET", "/api/flow_runs/{run_id}", self._get)
+        server.on("POST", "/api/flow_runs/{run_id}/set_state", self._set_state)
+        server.on("POST", "/api/flow_runs/filter", self._filter)
+
+    @property
+    def api_url(self) -> str:
+        return self.server.url + "/api"
+
+    def set_run_state(self, run_id: str, state_type: str) -> None:
+        with self._lock:
+            self.runs[run_id]["state"] = {"type": state_type, "name": state_type.title()}
+
+    def state_of(self, run_id: str) -> str:
+        with self._lock:
+            return str(self.runs[run_id]["state"]["type"])
+
+    def _create(self, req: Recorded) -> Reply:
+        body = req.json() or {}
+        dep = req.params["dep"]
+        with self._lock:
+            flow = self.deployments.get(dep)
+            if flow is None:
+                return Reply(404, json={"detail": "Deployment not found"})
+            key = body.get("idempotency_key")
+            if key is not None:
+                for run in self.runs.values():
+                    if run["flow_id"] == flow and run["idempotency_key"] == key:
+                        return Reply(200, json=dict(run))
+            run_id = f"fr-{len(self.runs) + 1}"
+            run = {"id": run_id, "flow_id": flow, "deployment_id": dep,
+                   "idempotency_key": key, "parameters": body.get("parameters") or {},
+                   "state": {"type": self.initial_state, "name": self.initial_state.title()}}
+            self.runs[run_id] = run
+            return Reply(201, json=dict(run))
+
+    def _get(self, req: Recorded) -> Reply:
+        with self._lock:
+            run = self.runs.get(req.params["run_id"])
+            if run is None:
+                return Reply(404, json={"detail": "Flow run not found"})
+            return Reply(200, json=dict(run))
+
+    def _set_state(self, req: Recorded) -> Reply:
+        body = req.json() or {}
+        with self._lock:
+            self.set_state_bodies.append(body)
+            run = self.runs.get(req.params["run_id"])
+            if run is None:
+                return Reply(404, json={"detail": "Flow run not found"})
+            proposed = body.get("state") or {}
+            if not body.get("force") and run["state"]["type"] in self.TERMINAL:
+                return Reply(200, json={"status": "ABORT", "state": None, "details": {
+                    "type": "abort_details",
+                    "reason": f"This run is in terminal state {run['state']['type']}."}})
+            run["state"] = {"type": proposed.get("type"), "name": proposed.get("name")}
+            return Reply(201, json={"status": "ACCEPT", "state": dict(run["state"]),
+                                    "details": {"type": "accept_details"}})
+
+    def _filter(self, req: Recorded) -> Reply:
+        body = req.json() or {}
+        deps = (((body.get("deployments") or {}).get("id") or {}).get("any_")) or []
+        types = ((((body.get("flow_runs") or {}).get("state") or {}).get("type") or {})
+                 .get("any_")) or []
+        with self._lock:
+            runs = [dict(r) for r in self.runs.values()
+                    if (not deps or r["deployment_id"] in deps)
+                    and (not types or r["state"]["type"] in types)]
+        return Reply(200, json=runs)
 
 
 class DedupWebhook:

@@ -167,6 +167,19 @@ class Preset:
     def cancel_call(self, run_id: str) -> HttpCall | None:
         return None
 
+    @property
+    def cancel_checks_status(self) -> bool:
+        """True when the cancel call would overwrite a run that already ended (Airflow's
+        ``PATCH state=failed`` turns a succeeded run failed): the run's state must be read
+        first, and a run that ended is left alone. False when the target itself refuses to
+        cancel an ended run."""
+        return False
+
+    def cancel_accepted(self, reply: HttpReply) -> bool:
+        """Whether the target took the cancel. A 2xx alone is not enough where the target
+        answers a refusal with 200 (Prefect's ``ABORT``, Dagster's ``TerminateRunFailure``)."""
+        return reply.ok
+
     def active_call(self) -> HttpCall | None:
         return None
 

@@ -102,6 +102,17 @@ class AirflowPreset(Preset):
         return HttpCall("PATCH", f"{self._runs_url()}/{quote(run_id, safe='')}", self._headers(),
                         json={"state": "failed"}, purpose="cancel")
 
+    @property
+    def cancel_checks_status(self) -> bool:
+        # Airflow has no cancel: the PATCH marks any run failed, a succeeded one included,
+        # and takes no precondition. So the state is read first (a run that ends between the
+        # read and the PATCH is the one case left).
+        return True
+
+    def cancel_accepted(self, reply: HttpReply) -> bool:
+        data = reply.json()
+        return reply.ok and isinstance(data, dict) and data.get("state") == "failed"
+
     def active_call(self) -> HttpCall | None:
         return HttpCall("GET", f"{self._runs_url()}?state=queued&state=running&limit=100",
                         self._headers(), purpose="active")

@@ -16,11 +16,16 @@ STATES = {
     "MANAGED": RunState.RUNNING,
     "STARTING": RunState.RUNNING,
     "STARTED": RunState.RUNNING,
+    # Dagster 1.13: started and waiting on external work with no run worker, on purpose
+    # (DagsterRunStatus.SUSPENDED, "in progress" in Dagster's own grouping). Not ended.
+    "SUSPENDED": RunState.RUNNING,
     "CANCELING": RunState.RUNNING,
     "SUCCESS": RunState.SUCCESS,
     "FAILURE": RunState.FAILED,
     "CANCELED": RunState.CANCELLED,
 }
+# SUSPENDED is left out of this filter: a Dagster server older than 1.13 rejects the whole
+# query for a RunStatus value it does not know, which would break overlap checks there.
 ACTIVE = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
 
 LAUNCH = """mutation TrigrunLaunch($executionParams: ExecutionParams!) {
@@ -137,6 +142,15 @@ class DagsterPreset(Preset):
 
     def cancel_call(self, run_id: str) -> HttpCall | None:
         return self._gql(TERMINATE, {"runId": run_id}, "cancel")
+
+    def cancel_accepted(self, reply: HttpReply) -> bool:
+        # terminateRun leaves an ended run as it is and says so with HTTP 200 and
+        # TerminateRunFailure ("could not be terminated due to having status SUCCESS").
+        try:
+            node = self._data(reply, "terminateRun")
+        except PresetError:
+            return False
+        return reply.ok and node.get("__typename") == "TerminateRunSuccess"
 
     def active_call(self) -> HttpCall | None:
         job = self.target.job_name or self._raw_job_name()

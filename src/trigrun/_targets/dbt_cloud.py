@@ -99,6 +99,19 @@ class DbtCloudPreset(Preset):
         return HttpCall("POST", f"{self._account}/runs/{quote(run_id, safe='')}/cancel/",
                         self._headers(), purpose="cancel")
 
+    @property
+    def cancel_checks_status(self) -> bool:
+        # dbt Cloud documents no precondition on /cancel/ and answers 200 with the run for an
+        # ended one: read the state first rather than trust it to leave a finished run alone.
+        return True
+
+    def cancel_accepted(self, reply: HttpReply) -> bool:
+        data = reply.json()
+        run = data.get("data") if isinstance(data, dict) else None
+        status = run.get("status") if isinstance(run, dict) else None
+        # The reply carries the run: one still reported Success or Error was not cancelled.
+        return reply.ok and status not in (10, 20)
+
     def active_call(self) -> HttpCall | None:
         return HttpCall("GET", self._runs_query(ACTIVE), self._headers(), purpose="active")
 

@@ -41,7 +41,9 @@ class PrefectPreset(Preset):
         else:
             body = {"parameters": dict(self.target.parameters)}
         if key and "idempotency_key" not in body:
-            body["idempotency_key"] = key
+            # Prefect keeps an idempotency key unique per flow, not per deployment: two
+            # deployments of one flow fired for the same tick must not share a run.
+            body["idempotency_key"] = f"{self.target.deployment_id}:{key}"
         if self.spec.request is not None:
             return self.raw_trigger_call(body=body)
         url = f"{self.base}/deployments/{quote(self.target.deployment_id, safe='')}/create_flow_run"
@@ -55,6 +57,11 @@ class PrefectPreset(Preset):
 
     def parse_trigger(self, reply: HttpReply) -> RunRef | None:
         return self._ref(reply.json())
+
+    def is_replay(self, reply: HttpReply) -> bool:
+        # create_flow_run answers 201 when it created the run and 200 when the idempotency
+        # key matched a run it already had.
+        return reply.status_code == 200 or super().is_replay(reply)
 
     def status_call(self, run_id: str) -> HttpCall:
         return HttpCall("GET", f"{self.base}/flow_runs/{quote(run_id, safe='')}", self._headers(),
@@ -73,10 +80,18 @@ class PrefectPreset(Preset):
         return RunStatus(state, raw, msg)
 
     def cancel_call(self, run_id: str) -> HttpCall | None:
+        # Never ``force``: forced, Prefect skips its orchestration rules and turns a run that
+        # has just COMPLETED into CANCELLED. Unforced, it answers ABORT for an ended run.
         body = {"state": {"type": "CANCELLING", "name": "Cancelling",
-                          "message": "cancelled by trigrun"}, "force": True}
+                          "message": "cancelled by trigrun"}}
         return HttpCall("POST", f"{self.base}/flow_runs/{quote(run_id, safe='')}/set_state",
                         self._headers(), json=body, purpose="cancel")
+
+    def cancel_accepted(self, reply: HttpReply) -> bool:
+        # set_state answers {"status": "ACCEPT" | "REJECT" | "ABORT" | "WAIT", ...}; only
+        # ACCEPT moved the run to CANCELLING.
+        data = reply.json()
+        return reply.ok and isinstance(data, dict) and data.get("status") == "ACCEPT"
 
     def active_call(self) -> HttpCall | None:
         body = {"deployments": {"id": {"any_": [self.target.deployment_id]}},

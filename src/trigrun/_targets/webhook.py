@@ -75,6 +75,12 @@ class WebhookPreset(Preset):
                    "failure_values, cancelled_values or running_values")
         return RunStatus(RunState.UNKNOWN, raw, msg)
 
+    @property
+    def cancel_checks_status(self) -> bool:
+        # What the cancel URL does to an ended run is the service's business: when its status
+        # can be read, a run that ended is not sent a cancel at all.
+        return self.supports_wait
+
     def cancel_call(self, run_id: str) -> HttpCall | None:
         if not self.spec.wait.cancel_url:
             return None
