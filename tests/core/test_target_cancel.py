@@ -51,7 +51,8 @@ def test_prefect_cancel_of_a_completed_run_leaves_it_completed(
     driver = make_driver()
     spec = prefect_spec(prefect.api_url)
     fired = driver.fire(spec, scheduled_time=SCHEDULED)
-    assert fired.ok and fired.run_id
+    assert fired.ok
+    assert fired.run_id
     prefect.set_run_state(fired.run_id, "COMPLETED")  # it ended a moment before the cancel
 
     driver.cancel(spec, fired.run_id)
@@ -74,7 +75,8 @@ def test_prefect_cancel_counts_only_an_accept(server: LocalServer,
     assert driver.cancel(spec, ended.run_id) is False  # Prefect answered ABORT
 
     going = driver.fire(spec, scheduled_time=SCHEDULED.replace(hour=SCHEDULED.hour - 1))
-    assert going.run_id and going.run_id != ended.run_id
+    assert going.run_id
+    assert going.run_id != ended.run_id
     prefect.set_run_state(going.run_id, "RUNNING")
     assert driver.cancel(spec, going.run_id) is True
     assert prefect.state_of(going.run_id) == "CANCELLING"
@@ -95,8 +97,10 @@ def test_prefect_repeat_is_adopted(server: LocalServer,
     spec = prefect_spec(prefect.api_url)
     first = driver.fire(spec, scheduled_time=SCHEDULED)
     again = driver.fire(spec, scheduled_time=SCHEDULED)  # e.g. an orchestrator task retry
-    assert first.ok and not first.adopted
-    assert again.ok and again.adopted
+    assert first.ok
+    assert not first.adopted
+    assert again.ok
+    assert again.adopted
     assert again.run_id == first.run_id
     assert len(prefect.runs) == 1
 
@@ -109,13 +113,15 @@ def test_prefect_key_is_per_deployment(server: LocalServer,
     key = {"idempotency": {"key": "nightly-{{ ds }}"}}
     a = driver.fire(prefect_spec(prefect.api_url, "dep-a", **key), scheduled_time=SCHEDULED)
     b = driver.fire(prefect_spec(prefect.api_url, "dep-b", **key), scheduled_time=SCHEDULED)
-    assert a.ok and b.ok
+    assert a.ok
+    assert b.ok
     assert not b.adopted
     assert a.run_id != b.run_id
     assert {r["deployment_id"] for r in prefect.runs.values()} == {"dep-a", "dep-b"}
     sent = [r.json()["idempotency_key"] for r in server.requests
             if r.path.endswith("/create_flow_run")]
-    assert sent[0].startswith("dep-a:") and sent[1].startswith("dep-b:")
+    assert sent[0].startswith("dep-a:")
+    assert sent[1].startswith("dep-b:")
 
 
 # -- the other presets ----------------------------------------------------------------------
@@ -199,4 +205,5 @@ def test_every_preset_declares_how_it_spares_an_ended_run() -> None:
                                "deployment_id": "d"}))
     assert not prefect.cancel_checks_status  # unforced set_state refuses an ended run
     call = prefect.cancel_call("fr-1")
-    assert call is not None and "force" not in call.json
+    assert call is not None
+    assert "force" not in call.json
