@@ -16,7 +16,7 @@ import pytest
 import trigrun
 from tests.helpers.clock import FakeClock
 from tests.helpers.drive import Driver
-from tests.helpers.fakes import FakeAirflow, FakeDbtCloud, FakePrefect
+from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
 from tests.helpers.httpserver import LocalServer, Reply
 from trigrun._flow import JobFlows
 from trigrun._targets import HttpReply, preset_for
@@ -207,3 +207,21 @@ def test_every_preset_declares_how_it_spares_an_ended_run() -> None:
     call = prefect.cancel_call("fr-1")
     assert call is not None
     assert "force" not in call.json
+
+
+# -- Dagster's SUSPENDED ----------------------------------------------------------------------
+
+
+def test_dagster_suspended_run_is_still_going(server: LocalServer, clock: FakeClock,
+                                              make_driver: Callable[..., Driver]) -> None:
+    # Dagster 1.13: a run waiting on external work with no run worker. Not ended, not unknown.
+    dagster = FakeDagster(server, statuses=["STARTED", "SUSPENDED", "SUSPENDED", "SUCCESS"])
+    spec = trigrun.JobSpec.model_validate({"name": "dg", "target": {
+        "type": "dagster", "base_url": dagster.base_url, "job_name": "etl",
+        "repository_location_name": "loc"}, "wait": {"poll_interval_seconds": 1}})
+    driver = make_driver()
+    fired = driver.fire(spec, scheduled_time=SCHEDULED)
+    assert fired.run_id
+    run = driver.wait(fired)
+    assert run.state is trigrun.RunState.SUCCESS
+    assert run.polls == 4  # STARTED, SUSPENDED, SUSPENDED, SUCCESS
