@@ -166,19 +166,20 @@ class AiohttpSender:
             body = bytearray()
             truncated = False
             async for chunk in resp.content.iter_any():  # decoded, as it arrives
-                body += chunk
-                if len(body) > a.max_bytes:
+                room = a.max_bytes - len(body)
+                if len(chunk) > room:
+                    body += chunk[:room]
                     truncated = True
                     resp.close()  # the rest is never read: the connection cannot be reused
                     break
+                body += chunk
             if REQUEST_LOG.isEnabledFor(logging.DEBUG):
                 REQUEST_LOG.debug('HTTP Request: %s %s "HTTP/%s.%s %d %s"', a.method, a.url,
                                   resp.version.major if resp.version else 1,
                                   resp.version.minor if resp.version else 1, resp.status,
                                   resp.reason)
             return HttpReply(resp.status, {k.lower(): v for k, v in resp.headers.items()},
-                             bytes(body[: a.max_bytes]) if truncated else bytes(body),
-                             truncated)
+                             bytes(body), truncated)
 
     async def _send_httpx(self, client: httpx.AsyncClient, a: Send) -> Outcome:
         if not self._warned and (a.verify is not True or a.cert or a.proxy):

@@ -12,6 +12,7 @@ idempotent request that finds its kept-alive connection closed by the server is 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -66,6 +67,7 @@ class HttpxSender:
         self._tls = tls
         self._proxies = proxies
         self._clients: dict[tuple[Any, ...], httpx.Client] = {}
+        self._lock = threading.Lock()
         self._warned = False
 
     def client_for(self, a: Send) -> httpx.Client:
@@ -80,9 +82,14 @@ class HttpxSender:
         key = (a.verify, a.cert, a.trust_env, proxy)
         client = self._clients.get(key)
         if client is None:
-            client = self._clients[key] = httpx.Client(
-                verify=self._tls.get(a.verify, a.cert, a.trust_env), proxy=proxy,
-                trust_env=False, follow_redirects=False, limits=self._limits)
+            # Threads share the engine: a second client made by a race would be dropped, and
+            # its garbage collection would close sockets the other thread is reading.
+            with self._lock:
+                client = self._clients.get(key)
+                if client is None:
+                    client = self._clients[key] = httpx.Client(
+                        verify=self._tls.get(a.verify, a.cert, a.trust_env), proxy=proxy,
+                        trust_env=False, follow_redirects=False, limits=self._limits)
         return client
 
     def send(self, a: Send) -> Outcome:
@@ -120,21 +127,22 @@ class HttpxSender:
 
     @staticmethod
     def _read(resp: httpx.Response, a: Send, deadline: float) -> HttpReply:
-        chunks: list[bytes] = []
-        size = 0
+        body = bytearray()
         truncated = False
-        for chunk in resp.iter_bytes():  # decoded: the cap counts what a gzip body inflates to
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > a.max_bytes:
+        # Decoded chunks: the cap counts what a gzip body inflates to, and a bomb costs at most
+        # one inflated read before it is cut (httpx inflates each 64 KiB read as it comes).
+        for chunk in resp.iter_bytes():
+            room = a.max_bytes - len(body)
+            if len(chunk) > room:
+                body += chunk[:room]
                 truncated = True
                 break
+            body += chunk
             if time.monotonic() > deadline:
                 raise httpx.ReadTimeout("the body was still arriving at the deadline",
                                         request=resp.request)
-        body = b"".join(chunks)
         return HttpReply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
-                         body[: a.max_bytes] if truncated else body, truncated)
+                         bytes(body), truncated)
 
     def close(self) -> None:
         for client in self._clients.values():
