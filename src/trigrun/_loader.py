@@ -8,13 +8,13 @@ import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import ValidationError
 
-from ._exceptions import SpecError
-from ._models import JobSpec
+from ._exceptions import SpecError, SpecValidationError
+from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec
 
 _FIX_HINTS = {
     "missing": "add the field",
@@ -32,6 +32,14 @@ _FIX_HINTS = {
 # Errors with no specific hint still get one: every message must say how to fix it.
 _DEFAULT_HINT = "fix the value; docs/spec-reference.md lists each field's type"
 
+
+# Fields holding a union told apart by ``type``: pydantic puts the member's tag in the
+# location (``auth.bearer.token``), which is not a field the user wrote (``auth.token``).
+_TAGGED_FIELDS: dict[str, frozenset[str]] = {
+    "auth": frozenset(tag for model in (BearerAuth, BasicAuth, HeaderAuth, AirflowPasswordAuth)
+                      for tag in get_args(model.model_fields["type"].annotation)),
+}
+_SCHEDULE_EXAMPLE = '{"cron": "0 1 * * *", "timezone": "UTC"}'
 
 _FIELD_PREFIX = re.compile(r"^(?P<field>[a-z_]+(?:\.[a-z_]+)*): (?P<msg>.*)$", re.DOTALL)
 
@@ -52,6 +60,8 @@ def _loc(loc: tuple[Any, ...]) -> str:
             skip_tag = True
             continue
         if text.startswith(("literal[", "function-", "union[")) or text in ("str", "int"):
+            continue
+        if text in _TAGGED_FIELDS.get(out, ()):
             continue
         out += ("." if out else "") + text
     return out or "(job)"
@@ -75,6 +85,13 @@ def format_validation_error(exc: ValidationError, *, job: str, source: str | Non
                 and isinstance(err.get("input"), str)):
             continue
         msg = err["msg"].removeprefix("Value error, ")
+        if field == "schedule" and err["type"] in ("model_type", "model_attributes_type"):
+            given = err.get("input")
+            example = (f'{{"cron": "{given}", "timezone": "UTC"}}'
+                       if isinstance(given, str) and len(given.split()) == 5 else _SCHEDULE_EXAMPLE)
+            problems.append(f"{where}job {job!r}, field schedule: a schedule is a mapping, not a "
+                            f"{type(given).__name__}; write it as schedule: {example}")
+            continue
         # Whole-job checks cannot set a location; they start their message with the field.
         if field == "(job)" and (m := _FIELD_PREFIX.match(msg)):
             field, msg = m["field"], m["msg"]
@@ -93,8 +110,7 @@ def validate_job(obj: Any, *, source: str | None = None, index: int | None = Non
     """``JobSpec.model_validate`` with an error that names the source, the job and the field."""
     if isinstance(obj, JobSpec):
         return obj
-    name = obj.get("name") if isinstance(obj, Mapping) else None
-    job = str(name) if name else (f"#{index + 1}" if index is not None else "<unnamed>")
+    job = job_label(obj, index)
     if not isinstance(obj, Mapping):
         where = f"{source}: " if source else ""
         raise SpecError(f"{where}job {job}: expected an object with name, schedule and request, "
@@ -102,8 +118,19 @@ def validate_job(obj: Any, *, source: str | None = None, index: int | None = Non
     try:
         return JobSpec.model_validate(obj)
     except ValidationError as exc:
-        problems = format_validation_error(exc, job=job, source=source)
-        raise SpecError("\n".join(problems), problems=problems) from None
+        raise spec_error(exc, job=job, source=source) from None
+
+
+def job_label(obj: Any, index: int | None = None) -> str:
+    """How a message names a job: its name, else its position in the file."""
+    name = obj.get("name") if isinstance(obj, Mapping) else None
+    return str(name) if name else (f"#{index + 1}" if index is not None else "<unnamed>")
+
+
+def spec_error(exc: ValidationError, *, job: str, source: str | None = None) -> SpecValidationError:
+    """``exc`` with trigrun's message: a SpecError that is still the pydantic error."""
+    problems = format_validation_error(exc, job=job, source=source)
+    return SpecValidationError.of(exc, "\n".join(problems), problems)
 
 
 def parse_jobs(data: Any, *, source: str | None = None) -> list[JobSpec]:

@@ -442,3 +442,41 @@ class JobSpec(_Model):
         """A name safe for Airflow dag ids, Dagster job names and env vars."""
         s = re.sub(r"[^A-Za-z0-9]+", "_", self.name).strip("_").lower()
         return s or "job"
+
+    @classmethod
+    def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> JobSpec:
+        """pydantic's ``model_validate``, raising :class:`trigrun.SpecValidationError`: a
+        ``trigrun.SpecError`` with the message ``load_jobs`` gives (job, field, fix) that is
+        also the ``pydantic.ValidationError`` it wraps."""
+        from pydantic import ValidationError
+
+        try:
+            return super().model_validate(obj, *args, **kwargs)
+        except ValidationError as exc:
+            from ._exceptions import SpecError
+            from ._loader import job_label, spec_error
+
+            if isinstance(exc, SpecError):
+                raise
+            raise spec_error(exc, job=job_label(obj)) from None
+
+    @classmethod
+    def model_validate_json(cls, json_data: Any, *args: Any, **kwargs: Any) -> JobSpec:
+        """As ``model_validate``, from JSON text."""
+        import json
+
+        from pydantic import ValidationError
+
+        try:
+            return super().model_validate_json(json_data, *args, **kwargs)
+        except ValidationError as exc:
+            from ._exceptions import SpecError
+            from ._loader import job_label, spec_error
+
+            if isinstance(exc, SpecError):
+                raise
+            try:
+                obj = json.loads(json_data)
+            except ValueError:
+                obj = None
+            raise spec_error(exc, job=job_label(obj)) from None
