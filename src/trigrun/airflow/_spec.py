@@ -96,6 +96,11 @@ class ConnectionInfo:
     auth_type: str = "auto"
     auth_header: str | None = None
     header_names: tuple[str, ...] = ()
+    # Connection settings for the jobs (see ``_models.RequestSpec``); the proxy only as a flag:
+    # it may hold credentials, so the spec gets a reference to it.
+    has_proxy: bool = False
+    verify: bool | str | None = None
+    cert: str | tuple[str, str] | None = None
 
     @classmethod
     def from_connection(cls, conn: Any, extra: Mapping[str, Any]) -> ConnectionInfo:
@@ -120,10 +125,35 @@ class ConnectionInfo:
 
         return cls(conn_id=conn.conn_id, base_url=base, login=conn.login or None,
                    has_password=bool(conn.password), auth_type=str(opt("auth_type") or "auto"),
-                   auth_header=opt("auth_header"), header_names=tuple(headers))
+                   auth_header=opt("auth_header"), header_names=tuple(headers),
+                   has_proxy=bool(opt("proxy")), verify=_verify(opt("verify")),
+                   cert=_cert(opt("cert")))
 
     def ref(self, *path: str) -> str:
         return "secret://conn/" + "/".join((self.conn_id, *path))
+
+
+def _verify(value: Any) -> bool | str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    return text
+
+
+def _cert(value: Any) -> str | tuple[str, str] | None:
+    if not value:
+        return None
+    if isinstance(value, (list, tuple)) and len(value) == 2:
+        return (str(value[0]), str(value[1]))
+    parts = [p.strip() for p in str(value).split(",") if p.strip()]
+    return (parts[0], parts[1]) if len(parts) == 2 else str(value).strip()
 
 
 PLACEHOLDER_BASE_URL = "https://trigrun-connection.invalid"
@@ -170,6 +200,20 @@ def apply_connection(data: Mapping[str, Any], info: ConnectionInfo) -> dict[str,
         own = {k.lower() for k in request.get("headers") or {}}
         added = {n: info.ref("extra", "headers", n) for n in info.header_names if n.lower() not in own}
         out["request"] = {**request, "headers": {**added, **(request.get("headers") or {})}}
+    # The connection's proxy / TLS settings, where the job sends from: the raw request, or the
+    # short-form target. A job's own settings win.
+    holder_key = "request" if isinstance(out.get("request"), Mapping) else (
+        "target" if isinstance(out.get("target"), Mapping) and out["target"].get("type") != "webhook"
+        else None)
+    if holder_key is not None:
+        holder = dict(out[holder_key])
+        if info.has_proxy and not holder.get("proxy"):
+            holder["proxy"] = info.ref("extra", "proxy")
+        if info.verify is not None and "verify" not in holder:
+            holder["verify"] = info.verify
+        if info.cert is not None and not holder.get("cert"):
+            holder["cert"] = list(info.cert) if isinstance(info.cert, tuple) else info.cert
+        out[holder_key] = holder
     if out.get("auth") is None:
         auth = _auth(info, _target_type(out))
         if auth is not None:

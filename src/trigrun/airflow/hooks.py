@@ -9,6 +9,9 @@ A ``trigrun`` connection holds what several jobs against one service share:
   ``auth_type`` field (``bearer``, ``basic``, ``airflow_password``, ``header`` with
   ``auth_header``, ``none``) overrides that guess.
 - **Extra** ``{"headers": {"X-Api-Key": "..."}}``: headers added to raw requests.
+- **Proxy**, **TLS verify**, **Client certificate** (extra ``proxy``, ``verify``, ``cert``): how
+  the connection's jobs connect; the proxy URL (it may hold credentials) goes into the spec as
+  a ``secret://conn/<conn_id>/extra/proxy`` reference. Empty: the environment's proxies.
 
 A job's own ``auth`` and headers win over the connection's. The connection is applied as
 ``secret://conn/<conn_id>/...`` references (``ConnectionInfo``/``apply_connection`` in
@@ -94,17 +97,24 @@ class TrigRunHook(BaseHook):
                                render=render)
 
     def test_connection(self) -> tuple[bool, str]:
-        """Reachability of the base URL, for the UI's Test button. Sends no credentials."""
-        import httpx
+        """Reachability of the base URL, for the UI's Test button. Sends no credentials, but
+        goes through the same engine, proxy and TLS settings as a real fire."""
+        import dataclasses
 
         info = self.connection_info()
         if info is None or not info.base_url:
             return False, "the connection has no Base URL (host)"
-        try:
-            r = httpx.get(info.base_url, timeout=10, follow_redirects=False)
-        except httpx.HTTPError as exc:
-            return False, f"{info.base_url} is not reachable: {type(exc).__name__}"
-        return r.status_code < 500, f"{info.base_url} answered HTTP {r.status_code}"
+        probe = dataclasses.replace(info, has_password=False, header_names=())
+        data = apply_connection({
+            "name": f"connection test {info.conn_id}", "target": "webhook",
+            "request": {"url": info.base_url, "method": "GET", "timeout_seconds": 10},
+            "retry_policy": {"max_attempts": 1}, "idempotency": {"enabled": False},
+            "wait": {"enabled": False}}, probe)
+        with self.engine() as engine:
+            result = engine.fire(validate(data, f"connection {info.conn_id!r}"), render=False)
+        if result.status_code is None:
+            return False, f"{info.base_url} is not reachable: {result.attempts[-1].error}"
+        return result.status_code < 500, f"{info.base_url} answered HTTP {result.status_code}"
 
 
 def async_engine(on_event: Callable[[Event], None] | None = None,

@@ -15,6 +15,7 @@ unresolved, so their ``{{ ds }}`` / ``{{ params.x }}`` templates render at fire 
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import dagster as dg
 from pydantic import Field
@@ -79,6 +80,15 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
                                     "secret://name from PREFIX + NAME; empty turns it off.")
     verify: bool = True
     ca_bundle: str | None = None
+    cert: str | None = Field(default=None, description="Client certificate (mutual TLS): a PEM "
+                             "with certificate and key, or the certificate with cert_key.")
+    cert_key: str | None = None
+    proxy: str | None = Field(default=None, description="http(s) proxy URL without "
+                              "credentials; for one with credentials use proxy_env.")
+    proxy_env: str | None = Field(default=None, description="NAME of an environment variable "
+                                  "holding the proxy URL (credentials included); it becomes "
+                                  "EnvVar(NAME), so the UI never shows the value.")
+    trust_env: bool = True
     sensor_name: str | None = Field(default=None, description="Default: "
                                     "<resource_key>_completion_sensor.")
 
@@ -92,10 +102,16 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         base = context.path if context.path.is_dir() else context.path.parent
         specs = self._specs(base)
+        if self.proxy and urlsplit(self.proxy).password:
+            raise SpecError("TrigRunComponent: proxy holds a password, which the Dagster UI "
+                            "would show; put the URL in an environment variable and give its "
+                            "name as proxy_env")
+        proxy: Any = dg.EnvVar(self.proxy_env) if self.proxy_env else self.proxy
         resource = TrigRunResource(
             secrets={name: dg.EnvVar(var) for name, var in self.secrets.items()},
             env_secrets_prefix=self.env_secrets_prefix, verify=self.verify,
-            ca_bundle=self.ca_bundle)
+            ca_bundle=self.ca_bundle, cert=self.cert, cert_key=self.cert_key, proxy=proxy,
+            trust_env=self.trust_env)
         return build_trigrun_definitions(
             specs, resource=resource, resource_key=self.resource_key, wait_in=self.wait_in,
             default_status=(dg.DefaultScheduleStatus.RUNNING if self.schedules_running

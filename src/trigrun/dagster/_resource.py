@@ -51,7 +51,18 @@ class TrigRunResource(dg.ConfigurableResource):
         description="Also resolve secret://name from the environment variable PREFIX + NAME "
                     "(upper-cased, non-alphanumerics as _). Empty turns this off.")
     verify: bool = Field(default=True, description="Verify TLS certificates.")
-    ca_bundle: str | None = Field(default=None, description="Path of a CA bundle for TLS.")
+    ca_bundle: str | None = Field(default=None, description="Path of a CA bundle for TLS "
+                                  "('system': the operating system's trust store).")
+    cert: str | None = Field(default=None, description="Client certificate for mutual TLS: a "
+                             "PEM with certificate and key, or the certificate with cert_key.")
+    cert_key: str | None = Field(default=None, description="The client certificate's key file.")
+    proxy: str | None = Field(
+        default=None, repr=False,
+        description="http(s) proxy for every job (a job's own request.proxy wins). With "
+                    "credentials, give it as EnvVar('VARIABLE_NAME'). Default: the "
+                    "environment's HTTP(S)_PROXY / NO_PROXY.")
+    trust_env: bool = Field(default=True, description="Honour the environment's proxy "
+                            "variables and SSL_CERT_FILE / SSL_CERT_DIR.")
     poll_interval_seconds: float | None = Field(
         default=None, description="Overrides every job's wait.poll_interval_seconds.")
     wait_timeout_seconds: float | None = Field(
@@ -82,7 +93,9 @@ class TrigRunResource(dg.ConfigurableResource):
                      else logging.DEBUG if is_quiet_poll(event) else logging.INFO)
             log.log(level, f"trigrun {event.kind}: {event.job}: {event.message}")
 
+        cert = (self.cert, self.cert_key) if self.cert and self.cert_key else self.cert
         with Engine(secrets=self._resolvers(), verify=self.ca_bundle or self.verify,
+                    cert=cert, proxy=self.proxy or None, trust_env=self.trust_env,
                     on_event=on_event) as engine:
             yield engine
 
