@@ -67,8 +67,11 @@ def _loc(loc: tuple[Any, ...]) -> str:
     return out or "(job)"
 
 
-def format_validation_error(exc: ValidationError, *, job: str, source: str | None) -> list[str]:
+def format_validation_error(exc: ValidationError, *, job: str, source: str | None,
+                            position: int | None = None) -> list[str]:
+    """One line per problem. ``position`` (1-based) tells apart jobs of one name in a file."""
     where = f"{source}: " if source else ""
+    who = f"job {job!r}" + (f" (#{position})" if position is not None else "")
     problems: list[str] = []
     errors = exc.errors(include_url=False)
     in_unions = {_loc(tuple(e["loc"])) for e in errors
@@ -89,7 +92,7 @@ def format_validation_error(exc: ValidationError, *, job: str, source: str | Non
             given = err.get("input")
             example = (f'{{"cron": "{given}", "timezone": "UTC"}}'
                        if isinstance(given, str) and len(given.split()) == 5 else _SCHEDULE_EXAMPLE)
-            problems.append(f"{where}job {job!r}, field schedule: a schedule is a mapping, not a "
+            problems.append(f"{where}{who}, field schedule: a schedule is a mapping, not a "
                             f"{type(given).__name__}; write it as schedule: {example}")
             continue
         # Whole-job checks cannot set a location; they start their message with the field.
@@ -98,7 +101,7 @@ def format_validation_error(exc: ValidationError, *, job: str, source: str | Non
         hint = _FIX_HINTS.get(err["type"])
         if hint is None and err["type"] != "value_error":  # our own messages say how already
             hint = _DEFAULT_HINT
-        line = f"{where}job {job!r}, field {field}: {msg}"
+        line = f"{where}{who}, field {field}: {msg}"
         if hint and hint not in msg:
             line += f" ({hint})"
         if line not in problems:
@@ -106,8 +109,10 @@ def format_validation_error(exc: ValidationError, *, job: str, source: str | Non
     return problems
 
 
-def validate_job(obj: Any, *, source: str | None = None, index: int | None = None) -> JobSpec:
-    """``JobSpec.model_validate`` with an error that names the source, the job and the field."""
+def validate_job(obj: Any, *, source: str | None = None, index: int | None = None,
+                 show_position: bool = False) -> JobSpec:
+    """``JobSpec.model_validate`` with an error that names the source, the job and the field
+    (and, with ``show_position``, the job's place in the file: for names used twice)."""
     if isinstance(obj, JobSpec):
         return obj
     job = job_label(obj, index)
@@ -118,7 +123,8 @@ def validate_job(obj: Any, *, source: str | None = None, index: int | None = Non
     try:
         return JobSpec.model_validate(obj)
     except ValidationError as exc:
-        raise spec_error(exc, job=job, source=source) from None
+        position = index + 1 if show_position and index is not None else None
+        raise spec_error(exc, job=job, source=source, position=position) from None
 
 
 def job_label(obj: Any, index: int | None = None) -> str:
@@ -127,9 +133,10 @@ def job_label(obj: Any, index: int | None = None) -> str:
     return str(name) if name else (f"#{index + 1}" if index is not None else "<unnamed>")
 
 
-def spec_error(exc: ValidationError, *, job: str, source: str | None = None) -> SpecValidationError:
+def spec_error(exc: ValidationError, *, job: str, source: str | None = None,
+               position: int | None = None) -> SpecValidationError:
     """``exc`` with trigrun's message: a SpecError that is still the pydantic error."""
-    problems = format_validation_error(exc, job=job, source=source)
+    problems = format_validation_error(exc, job=job, source=source, position=position)
     return SpecValidationError.of(exc, "\n".join(problems), problems)
 
 
@@ -149,17 +156,25 @@ def parse_jobs(data: Any, *, source: str | None = None) -> list[JobSpec]:
     specs: list[JobSpec] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
+
+    def name_of(item: Any) -> Any:
+        return item.name if isinstance(item, JobSpec) else (
+            item.get("name") if isinstance(item, Mapping) else None)
+
+    # Jobs sharing a name are told apart by their place in the file, in every message.
+    names = [name_of(item) for item in items]
+    shared = {n for n in names if isinstance(n, str) and names.count(n) > 1}
     for i, item in enumerate(items):
         # Checked on the raw item, so a duplicate is reported even when the job is also invalid.
-        name = item.name if isinstance(item, JobSpec) else (
-            item.get("name") if isinstance(item, Mapping) else None)
+        name = names[i]
         if isinstance(name, str) and name in seen:
-            problems.append(f"{where}job {name!r}, field name: duplicate of job "
+            problems.append(f"{where}job {name!r} (#{i + 1}), field name: duplicate of job "
                             f"#{seen[name] + 1}; job names must be unique in a file, rename one")
         elif isinstance(name, str):
             seen[name] = i
         try:
-            specs.append(validate_job(item, source=source, index=i))
+            specs.append(validate_job(item, source=source, index=i,
+                                      show_position=name in shared))
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:

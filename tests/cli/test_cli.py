@@ -69,22 +69,37 @@ def test_validate_lists_every_problem_of_every_file(capsys: pytest.CaptureFixtur
     code, out, _ = run(capsys, "validate", good, bad, broken_json)
     assert code == 1
     lines = out.splitlines()
+    # Both jobs are named 'broken': each line says which one by its place in the file.
     expected = [
-        "field schedule.cron: '61 * * * *' is not a valid 5-field cron expression",
-        "field schedule.timezone: unknown time zone 'Mars/Olympus'",
-        "field request.url: 'ftp://example.com/x' is not an absolute http(s) URL",
-        "field retry_policy.retry_on_statuses: 404 is a client error",
-        "field shedule: Extra inputs are not permitted",
-        "field name: duplicate of job #1",
+        (1, "field schedule.cron: '61 * * * *' is not a valid 5-field cron expression"),
+        (1, "field schedule.timezone: unknown time zone 'Mars/Olympus'"),
+        (1, "field request.url: 'ftp://example.com/x' is not an absolute http(s) URL"),
+        (1, "field retry_policy.retry_on_statuses: 404 is a client error"),
+        (2, "field shedule: Extra inputs are not permitted"),
+        (2, "field name: duplicate of job #1"),
     ]
-    for text in expected:
+    for position, text in expected:
         [line] = [ln for ln in lines if text in ln]
-        assert line.startswith(f"{bad}: job 'broken', ")
+        assert line.startswith(f"{bad}: job 'broken' (#{position}), ")
     assert f"{good}: 3 jobs OK" in lines
     assert f"{bad}: INVALID, 6 problems" in lines
     assert any(ln.startswith(f"{broken_json}: not valid JSON") for ln in lines)
     assert f"{broken_json}: INVALID, 1 problem" in lines
     assert lines[-1] == "1 of 3 files valid"
+
+
+def test_validate_tells_apart_two_jobs_of_one_name(capsys: pytest.CaptureFixture[str],
+                                                   jobs_file: Callable[..., str]) -> None:
+    # The same mistake in two jobs of one name: two problems, not one job reported twice.
+    twice = [{"name": "nightly", "request": {"url": f"https://x.example/{n}"},
+              "retry_policy": {"max_attempts": 0}} for n in ("a", "b")]
+    path = jobs_file({"jobs": twice}, "twice.yaml")
+    code, out, _ = run(capsys, "validate", path)
+    assert code == 1
+    attempts = [ln for ln in out.splitlines() if "retry_policy.max_attempts" in ln]
+    assert [ln.split(",")[0] for ln in attempts] == [f"{path}: job 'nightly' (#1)",
+                                                     f"{path}: job 'nightly' (#2)"]
+    assert f"{path}: job 'nightly' (#2), field name: duplicate of job #1" in out
 
 
 def test_validate_missing_and_empty_files(capsys: pytest.CaptureFixture[str], tmp_path: Path,
