@@ -112,7 +112,10 @@ def test_example_has_the_lesson_the_pipeline_and_the_component(
     jobs = {j.name for j in repo.get_all_jobs() if not j.name.startswith("__")}
     assert jobs == {"asteroid_extract", "asteroid_report_job", "extract", "transform",
                     "load_dashboards", "notify_team", "nightly_etl_production_to_warehouse",
-                    "nightly_etl_done"}
+                    "nightly_etl_done",
+                    # The completion sensor's report job: its failed runs are failed
+                    # downstream runs.
+                    "trigrun_nightly_completion_sensor__downstream_failed"}
     schedules = {s.name: (s.cron_schedule, s.execution_timezone)
                  for s in repo.schedule_defs}
     assert schedules["date_range_schedule"] == ("0 6 * * *", "UTC")

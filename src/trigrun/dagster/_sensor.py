@@ -4,7 +4,9 @@ The Dagster counterpart of a deferrable trigger. A job built with ``wait_in="sen
 fires and records the downstream run as an ``AssetObservation`` (phase "fired") on asset
 ``trigrun/<slug>``. Each tick this sensor picks up new fired records, polls every pending run
 once with ``Engine.poll`` and, when a run has ended, reports an ``AssetMaterialization``
-(success) or an ``AssetObservation`` (any other end). Pending runs live in the cursor.
+(success) or an ``AssetObservation`` (any other end). A run that ended other than in success
+also gets a failed Dagster run of the sensor's report job (``<sensor>__downstream_failed``),
+so run-failure sensors and alerts see it. Pending runs live in the cursor.
 """
 
 import json
@@ -22,6 +24,80 @@ from ._metadata import PHASE, TRACK, asset_key_for
 from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
 
 _BATCH = 100
+# The same tag names as the trigrun jobs' runs (``_factories``), so one filter finds both.
+JOB_TAG = "trigrun/job"
+RUN_ID_TAG = "trigrun/run_id"
+STATE_TAG = "trigrun/state"
+
+
+class DownstreamEnd(dg.Config):
+    """Run config of a report run: how a downstream run ended (all of it already redacted)."""
+
+    job: str
+    run_id: str
+    state: str
+    message: str
+    run_url: str | None = None
+    raw_status: str | None = None
+    scheduled_time: str | None = None
+    fired_by_dagster_run: str | None = None
+    waited_seconds: float = 0.0
+
+
+def report_job_name(sensor_name: str) -> str:
+    """The job whose failed runs report downstream runs that did not succeed."""
+    return f"{sensor_name}__downstream_failed"
+
+
+def _build_report_job(sensor_name: str) -> dg.JobDefinition:
+    @dg.op(name=f"{report_job_name(sensor_name)}__report", tags={"kind": "trigrun"},
+           description="Fails with how a downstream run of a trigrun job ended")
+    def _report(config: DownstreamEnd) -> None:
+        md: dict[str, Any] = {
+            "job": dg.MetadataValue.text(config.job),
+            "state": dg.MetadataValue.text(config.state),
+            "run_id": dg.MetadataValue.text(config.run_id),
+            "message": dg.MetadataValue.text(config.message),
+            "waited_seconds": dg.MetadataValue.float(config.waited_seconds),
+        }
+        if config.run_url:
+            md["run_url"] = dg.MetadataValue.url(config.run_url)
+        if config.raw_status is not None:
+            md["raw_status"] = dg.MetadataValue.text(config.raw_status)
+        if config.scheduled_time:
+            md["scheduled_time"] = dg.MetadataValue.text(config.scheduled_time)
+        if config.fired_by_dagster_run:
+            md["fired_by_dagster_run"] = dg.MetadataValue.dagster_run(config.fired_by_dagster_run)
+        raise dg.Failure(description=f"trigrun job {config.job!r}: downstream run "
+                         f"{config.run_id} ended {config.state}: {config.message}", metadata=md)
+
+    @dg.job(name=report_job_name(sensor_name), executor_def=dg.in_process_executor,
+            description=f"A failed run here is a downstream run, waited on by sensor "
+                        f"{sensor_name!r}, that ended other than in success.")
+    def _job() -> None:
+        _report()
+
+    return _job
+
+
+def _report_request(sensor_name: str, spec: JobSpec, p: Mapping[str, Any], state: RunState,
+                    message: str, raw: Any, now: float) -> dg.RunRequest:
+    config = {
+        "job": spec.name, "run_id": str(p["run_id"]), "state": state.value, "message": message,
+        "run_url": str(p["run_url"]) if p.get("run_url") else None,
+        "raw_status": None if raw is None else str(raw),
+        "scheduled_time": str(p["scheduled_time"]) if p.get("scheduled_time") else None,
+        "fired_by_dagster_run": str(p["dagster_run_id"]) if p.get("dagster_run_id") else None,
+        "waited_seconds": round(now - float(p["fired_at"]), 1),
+    }
+    op = f"{report_job_name(sensor_name)}__report"
+    return dg.RunRequest(
+        # One report per downstream run, even if a tick is evaluated again.
+        run_key=f"{spec.slug}:{p['run_id']}",
+        job_name=report_job_name(sensor_name),
+        run_config={"ops": {op: {"config": config}}},
+        tags={JOB_TAG: spec.name[:255], RUN_ID_TAG: str(p["run_id"])[:255],
+              STATE_TAG: state.value})
 
 
 def _value(md: Mapping[str, Any], key: str) -> Any:
@@ -32,7 +108,7 @@ def _value(md: Mapping[str, Any], key: str) -> Any:
 def _load(cursor: str | None) -> dict[str, Any]:
     if not cursor:
         return {"after": {}, "pending": []}
-    data = json.loads(cursor)
+    data: dict[str, Any] = json.loads(cursor)
     data.setdefault("after", {})
     data.setdefault("pending", [])
     return data
@@ -107,8 +183,10 @@ def _ended(spec: JobSpec, p: Mapping[str, Any], state: RunState, message: str,
 
 
 def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
-             resource: TrigRunResource) -> dg.SensorResult:
-    """One tick: collect new fires, poll each pending run once, report the ended ones."""
+             resource: TrigRunResource, *,
+             sensor_name: str = "trigrun_completion_sensor") -> dg.SensorResult:
+    """One tick: collect new fires, poll each pending run once, report the ended ones (a
+    run that did not succeed also as a run request of the report job, which fails)."""
     now = time.time()
     state = _load(context.cursor)
     pending: list[dict[str, Any]] = [p for p in state["pending"] if p.get("slug") in specs]
@@ -119,7 +197,16 @@ def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
                 known.add((p["slug"], p["run_id"]))
                 pending.append(p)
     events: list[dg.AssetMaterialization | dg.AssetObservation] = []
+    reports: list[dg.RunRequest] = []
     still: list[dict[str, Any]] = []
+
+    def end(spec: JobSpec, p: Mapping[str, Any], state: RunState, message: str,
+            raw: Any) -> None:
+        events.append(_ended(spec, p, state, message, raw, now))
+        if state is not RunState.SUCCESS:
+            context.log.error(f"trigrun: downstream run {p['run_id']} of job {spec.name!r} "
+                              f"ended {state.value}: {message}")
+            reports.append(_report_request(sensor_name, spec, p, state, message, raw, now))
     if pending:
         with resource.engine(context) as engine:
             for p in pending:
@@ -131,11 +218,10 @@ def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
                 if status.state is RunState.UNKNOWN:
                     p["errors"] = int(p.get("errors", 0)) + 1
                     if p["errors"] >= spec.wait.max_consecutive_poll_errors:
-                        events.append(_ended(spec, p, RunState.UNKNOWN, status.message,
-                                             status.raw, now))
+                        end(spec, p, RunState.UNKNOWN, status.message, status.raw)
                         continue
                 elif status.state.terminal:
-                    events.append(_ended(spec, p, status.state, status.message, status.raw, now))
+                    end(spec, p, status.state, status.message, status.raw)
                     continue
                 else:
                     p["errors"] = 0
@@ -146,14 +232,14 @@ def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
                     if spec.wait.cancel_on_timeout:
                         ok = engine.cancel(polled, p["run_id"])
                         message += "; cancel requested" if ok else "; cancel failed"
-                    events.append(_ended(spec, p, RunState.TIMEOUT, message, None, now))
+                    end(spec, p, RunState.TIMEOUT, message, None)
                     continue
                 still.append(p)
     state["pending"] = still
     cursor = json.dumps(state, sort_keys=True, default=str)
     if not events and not still:
         return dg.SensorResult(skip_reason="no downstream runs pending", cursor=cursor)
-    return dg.SensorResult(asset_events=events, cursor=cursor)
+    return dg.SensorResult(asset_events=events, run_requests=reports, cursor=cursor)
 
 
 def build_trigrun_sensor(specs: Sequence[JobSpec | Mapping[str, Any]], *,
@@ -165,18 +251,27 @@ def build_trigrun_sensor(specs: Sequence[JobSpec | Mapping[str, Any]], *,
     """The completion sensor for jobs built with ``wait_in="sensor"``. It runs in the sensor
     daemon, polls each pending downstream run once per tick (default interval: the shortest
     ``wait.poll_interval_seconds``, at least 5 s), enforces ``wait.timeout_seconds`` (and
-    ``cancel_on_timeout``), and reports the end as an asset event on ``trigrun/<slug>``."""
+    ``cancel_on_timeout``), and reports the end as an asset event on ``trigrun/<slug>``.
+    A run that ended failed, cancelled, timed out or unknown is also requested as a run of
+    the sensor's own job ``<name>__downstream_failed`` (defined with the sensor), which fails
+    with the downstream run's end as ``dagster.Failure`` metadata: a failed run, where
+    run-failure sensors and alerts look."""
     by_slug = {s.slug: s for s in (as_spec(x) for x in specs)}
     if not by_slug:
         raise ValueError("build_trigrun_sensor needs at least one job spec")
     interval = minimum_interval_seconds or max(
         5, int(min(s.wait.poll_interval_seconds for s in by_slug.values())))
 
+    report_job = _build_report_job(name)
+
     @dg.sensor(name=name, minimum_interval_seconds=interval, default_status=default_status,
-               required_resource_keys={resource_key},
+               required_resource_keys={resource_key}, job=report_job,
                description="Waits on downstream runs fired by trigrun jobs ("
                            + ", ".join(sorted(s.name for s in by_slug.values())) + ")")
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        return evaluate(context, by_slug, getattr(context.resources, resource_key))
+    def _sensor(context: dg.SensorEvaluationContext, **resources: Any) -> dg.SensorResult:
+        # Called directly (``sensor(build_sensor_context(resources=...))``, Dagster's way to
+        # test a sensor), Dagster passes the required resources as keyword arguments too.
+        resource = resources.get(resource_key) or getattr(context.resources, resource_key)
+        return evaluate(context, by_slug, resource, sensor_name=name)
 
     return _sensor
