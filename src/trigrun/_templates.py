@@ -18,15 +18,26 @@ _ENV = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False
 _RENDERED_FIELDS = ("request", "target", "idempotency")
 
 
+def iso_timestamp(when: datetime) -> str:
+    """The one text form of a time in trigrun's template names, in every surface (core,
+    Airflow, Dagster): ISO 8601 with ``T`` and the UTC offset, microseconds only when set
+    (``2026-03-16T01:00:00+00:00``). ``str()`` of Airflow's pendulum dates puts a space
+    instead of the ``T``, so it is never used for trigrun's names."""
+    return datetime.isoformat(when)
+
+
+def time_names(scheduled: datetime) -> dict[str, str]:
+    """trigrun's time names for one scheduled fire, shared by every surface."""
+    stamp = iso_timestamp(scheduled)
+    return {"scheduled_time": stamp, "logical_date": stamp, "ts": stamp,
+            "ds": scheduled.strftime("%Y-%m-%d"), "ds_nodash": scheduled.strftime("%Y%m%d")}
+
+
 def template_context(spec: JobSpec, scheduled: datetime, extra: Mapping[str, Any] | None) -> dict[str, Any]:
     extra = dict(extra or {})
     params = {**spec.params, **extra.pop("params", {})}
     ctx: dict[str, Any] = {
-        "scheduled_time": scheduled.isoformat(),
-        "logical_date": scheduled.isoformat(),
-        "ds": scheduled.strftime("%Y-%m-%d"),
-        "ds_nodash": scheduled.strftime("%Y%m%d"),
-        "ts": scheduled.isoformat(),
+        **time_names(scheduled),
         "job": {"name": spec.name, "slug": spec.slug},
         "params": params,
     }

@@ -61,13 +61,35 @@ def get_provider_info() -> dict[str, Any]:
                                    "Airflow targets and basic auth otherwise, no Username means "
                                    "a bearer token. Or one of bearer, basic, airflow_password, "
                                    "header, none.",
-                    "schema": {"type": ["string", "null"],
-                               "enum": [None, "auto", "bearer", "basic", "airflow_password",
+                    # No null: the form would offer "null" beside "none". The default is
+                    # what the form starts on (Airflow copies it to the field's value).
+                    "schema": {"type": "string", "default": "auto",
+                               "enum": ["auto", "bearer", "basic", "airflow_password",
                                         "header", "none"]},
                 },
                 "auth_header": {
                     "label": "Auth header name",
                     "description": "For auth type 'header': the header that carries the password.",
+                    "schema": {"type": ["string", "null"]},
+                },
+                "proxy": {
+                    "label": "Proxy",
+                    "description": "http(s):// proxy for this connection's jobs, credentials "
+                                   "included (http://user:pass@proxy:3128); stored as a "
+                                   "secret reference, never in the spec. Empty: the "
+                                   "environment's HTTP(S)_PROXY / NO_PROXY.",
+                    "schema": {"type": ["string", "null"]},
+                },
+                "verify": {
+                    "label": "TLS verify",
+                    "description": "true (default), false, system (the OS trust store), or "
+                                   "the path of a CA bundle on the workers and triggerers.",
+                    "schema": {"type": ["string", "null"]},
+                },
+                "cert": {
+                    "label": "Client certificate",
+                    "description": "Mutual TLS: path of a PEM with certificate and key, or "
+                                   "'cert.pem,key.pem'.",
                     "schema": {"type": ["string", "null"]},
                 },
             },

@@ -39,6 +39,7 @@ after five.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -51,8 +52,22 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowFailException
 
-from .. import Event, JobSpec, RunFailed, RunTimeout, TriggerResult, TrigRunError, idempotency_key
+from .. import (
+    Event,
+    JobSpec,
+    RunFailed,
+    RunState,
+    RunTimeout,
+    SecretNotFound,
+    SpecError,
+    TriggerResult,
+    TrigRunError,
+    idempotency_key,
+)
+from ._render import airflow_names, duration, flag, is_template, refuse_smuggled
 from ._spec import (
+    REQUEST_ARGS,
+    SPEC_ARGS,
     apply_connection,
     build_spec_dict,
     event_status,
@@ -63,6 +78,7 @@ from ._spec import (
 )
 from .hooks import TrigRunHook, sync_engine
 from .links import XCOM_RUN_ID, XCOM_RUN_URL, XCOM_TRIGGER_LOG, TrigRunLink
+from .secrets import explain_missing
 from .triggers import SETTLE_SECONDS, TrigRunTrigger
 
 STATE_KEY = "trigrun"
@@ -71,10 +87,23 @@ KILL_CANCEL_WAIT = 4.0
 DEFER_GRACE_SECONDS = 300
 
 
-def _seconds(value: float | timedelta | None) -> float | None:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    return None if value is None else float(value)
+# Spec arguments by the spec path they fill (for mapped arguments expanded from XCom).
+_ARG_PATHS: dict[str, tuple[str, ...]] = {
+    "spec": (), **{arg: ("request", name) for arg, name in REQUEST_ARGS.items()},
+    **{arg: (name,) for arg, name in SPEC_ARGS.items()},
+}
+# A clear (a new try) after the downstream run ended like this fires a new run.
+_ENDED_BADLY = (RunState.FAILED, RunState.CANCELLED)
+
+
+# Bounds the walk along the chain of keys (one lookup and one status check per failed run).
+MAX_RERUNS = 100
+
+
+def rerun_key(base: str, n: int) -> str:
+    """The ``n``-th key of a scheduled fire: ``base`` first, then ``base__rerun<n>``, one per
+    downstream run that ended failed or cancelled before a new try (clear, re-run) came."""
+    return base if n <= 0 else f"{base}__rerun{n}"
 
 
 class TrigRunOperator(BaseOperator):
@@ -97,7 +126,8 @@ class TrigRunOperator(BaseOperator):
     :param trigrun_conn_id: a ``trigrun`` connection that supplies base URL, auth, headers.
     """
 
-    template_fields: Sequence[str] = ("spec",)
+    template_fields: Sequence[str] = ("spec", "trigrun_conn_id", "poll_interval", "timeout",
+                                      "wait_for_completion", "job_name")
     template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json"}
     operator_extra_links = (TrigRunLink(),)
     ui_color = "#e3f1fb"
@@ -130,6 +160,14 @@ class TrigRunOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         where = f"task {kwargs.get('task_id')!r}"
+        if isinstance(kwargs.get("retry_policy"), Mapping):
+            # Airflow 3.3's BaseOperator takes `retry_policy` (a RetryPolicy object for task
+            # retries) and would keep a dict silently, leaving the trigger's retries default.
+            raise SpecError(
+                f"{where}: retry_policy={dict(kwargs['retry_policy'])!r} is Airflow's own "
+                "argument (a RetryPolicy object that decides task retries). For the trigger "
+                "request's retries in the job-spec shape use trigger_retry_policy={...}, or "
+                "put retry_policy inside spec={...}.")
         fields = {"url": url, "method": method, "headers": headers, "body": body,
                   "request_timeout": request_timeout, "verify": verify, "job_name": job_name,
                   "target": target, "auth": auth, "trigger_retry_policy": trigger_retry_policy,
@@ -142,13 +180,18 @@ class TrigRunOperator(BaseOperator):
             kwargs["params"] = {**data["params"], **(kwargs.get("params") or {})}
         super().__init__(**kwargs)
         self.spec: dict[str, Any] = data
-        self.wait_for_completion = wait_for_completion
+        self.job_name = job_name
         self.deferrable = deferrable
-        self.poll_interval = _seconds(poll_interval)
-        self.timeout = _seconds(timeout)
         self.trigrun_conn_id = trigrun_conn_id
+        # Templated scalars stay as written until rendered; the others are checked now, so a
+        # bad value fails while the DAG file is parsed, naming the task and the argument.
+        self.wait_for_completion: Any = wait_for_completion
+        self.poll_interval: Any = poll_interval
+        self.timeout: Any = timeout
+        self._coerce_scalars()
         self._fired: tuple[JobSpec, str] | None = None
         self._waiting = False
+        self._trigrun_map_index: int | None = -1
         already_valid = isinstance(spec, JobSpec) and not any(
             v is not None for v in fields.values()) and not trigrun_conn_id
         if not already_valid:
@@ -156,37 +199,95 @@ class TrigRunOperator(BaseOperator):
             # never looked up here: a placeholder stands in for it.
             check = {"name": self.task_id, **data}
             if trigrun_conn_id:
-                check = apply_connection(check, placeholder(trigrun_conn_id))
-            validate(check, f"{where} (DAG file check)")
+                conn = "templated_connection" if is_template(trigrun_conn_id) else trigrun_conn_id
+                check = apply_connection(check, placeholder(conn))
+            if not is_template(check.get("name")):
+                validate(check, f"{where} (DAG file check)")
+
+    def _coerce_scalars(self) -> None:
+        tid = self.task_id
+        if not is_template(self.wait_for_completion):
+            self.wait_for_completion = flag(self.wait_for_completion, tid, "wait_for_completion")
+        if not is_template(self.poll_interval):
+            self.poll_interval = duration(self.poll_interval, tid, "poll_interval")
+        if not is_template(self.timeout):
+            self.timeout = duration(self.timeout, tid, "timeout")
+        if isinstance(self.trigrun_conn_id, str) and not is_template(self.trigrun_conn_id):
+            self.trigrun_conn_id = self.trigrun_conn_id.strip() or None
 
     # -- spec ------------------------------------------------------------------------------
     def default_job_name(self) -> str:
-        name = f"{self.dag_id}.{self.task_id}"
-        map_index = getattr(self, "_trigrun_map_index", -1)
-        return f"{name}[{map_index}]" if map_index is not None and map_index >= 0 else name
+        return f"{self.dag_id}.{self.task_id}"
+
+    def job_name_for_run(self) -> str:
+        """The job name, which keys idempotency: ``job_name``, the spec's ``name``, or
+        ``<dag_id>.<task_id>``; a mapped instance adds ``[map_index]``, so every instance is
+        its own fire even when all share one name."""
+        name = str(self.job_name or self.spec.get("name") or self.default_job_name())
+        index = self._trigrun_map_index
+        if index is not None and index >= 0 and not name.endswith(f"[{index}]"):
+            name = f"{name}[{index}]"
+        return name
 
     def _named(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        return {"name": self.default_job_name(), **data} if not data.get("name") else dict(data)
+        return {**data, "name": self.job_name_for_run()}
 
-    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
-        """Airflow renders the spec; trigrun's template names are added to its context.
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any,
+                                   jinja_env: Any, seen_oids: set[int]) -> None:
+        """Airflow renders the templated fields; trigrun adds its names to the context, then
+        refuses references that rendering produced and coerces the rendered scalars.
 
-        ``scheduled_time`` and ``job`` always; ``ds``, ``ds_nodash`` and ``ts`` from the
-        scheduled time when Airflow has none (a run without a logical date). Airflow's own
-        values win.
+        This hook, not ``render_template_fields``, is what both paths call: an unmapped task
+        through its own ``render_template_fields``, a mapped one through the
+        ``MappedOperator``, which builds this operator and calls only this method.
         """
+        if parent is not self:  # a nested templated object
+            super()._do_render_template_fields(parent, template_fields, context, jinja_env,
+                                               seen_oids)
+            return
         ti = context.get("ti")
-        self._trigrun_map_index = getattr(ti, "map_index", -1)
-        name = self._named(self.spec)["name"]
+        index = getattr(ti, "map_index", -1)
+        self._trigrun_map_index = index if isinstance(index, int) else -1
+        source = copy.deepcopy(self.spec)
         when = scheduled_time(context)
-        extra = {"scheduled_time": when.isoformat(), "ds": when.strftime("%Y-%m-%d"),
-                 "ds_nodash": when.strftime("%Y%m%d"), "ts": when.isoformat(),
-                 "job": {"name": name, "slug": JobSpec.model_construct(name=name).slug}}
-        merged: Any = {**extra, **context}
-        super().render_template_fields(merged, jinja_env)
+        if is_template(self.job_name):
+            # First, so that `{{ job.name }}` in the spec is the rendered name.
+            names = airflow_names(context, when, self.default_job_name(), "")
+            super()._do_render_template_fields(parent, ("job_name",), names, jinja_env,
+                                               seen_oids)
+        name = self.job_name_for_run()
+        merged = airflow_names(context, when, name, JobSpec.model_construct(name=name).slug)
+        super()._do_render_template_fields(parent, template_fields, merged, jinja_env, seen_oids)
+        refuse_smuggled(self.task_id, source, self.spec, self._runtime_fields(context))
+        self._coerce_scalars()
+
+    def _runtime_fields(self, context: Any) -> tuple[tuple[str, ...], ...]:
+        """Spec paths of mapped arguments whose values were expanded from XCom at run time."""
+        dag = context.get("dag")
+        mapped = getattr(dag, "task_dict", {}).get(self.task_id) if dag is not None else None
+        getter = getattr(mapped, "_get_specified_expand_input", None)
+        if getter is None:
+            return ()
+        from airflow.sdk.definitions.xcom_arg import XComArg
+
+        value = getattr(getter(), "value", None)
+        if isinstance(value, XComArg):  # expand_kwargs(upstream.output): every argument
+            return tuple(_ARG_PATHS.values())
+        items: list[tuple[str, Any]] = []
+        if isinstance(value, Mapping):
+            items = list(value.items())
+        elif isinstance(value, (list, tuple)):  # expand_kwargs([{...}, XComArg...])
+            for entry in value:
+                if isinstance(entry, XComArg):
+                    return tuple(_ARG_PATHS.values())
+                if isinstance(entry, Mapping):
+                    items += list(entry.items())
+        return tuple(_ARG_PATHS[arg] for arg, v in items
+                     if arg in _ARG_PATHS and list(XComArg.iter_xcom_references(v)))
 
     def job_spec(self) -> JobSpec:
         """The rendered spec, completed from the connection, validated. Execute time only."""
+        self._coerce_scalars()
         data = self._named(self.spec)
         if self.trigrun_conn_id:
             info = TrigRunHook(trigrun_conn_id=self.trigrun_conn_id).connection_info()
@@ -201,11 +302,7 @@ class TrigRunOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         spec = self.job_spec()
         when = scheduled_time(context)
-        fire_log = self._recall(context, spec, when)
-        if fire_log is None:
-            result = self.send_trigger(context, spec, when)
-            self._remember(context, spec, result)
-            fire_log = result.to_log()
+        fire_log = self._fire_for_try(context, spec, when)
         run_id, run_url = fire_log.get("run_id"), fire_log.get("run_url")
         ti = context["ti"]
         if run_id:
@@ -241,8 +338,11 @@ class TrigRunOperator(BaseOperator):
             )
         # Left set if the wait is interrupted (execution_timeout, SIGTERM): on_kill then cancels.
         self._waiting = True
-        with sync_engine(on_event=self._on_event) as engine:
-            run = engine.wait(spec, str(run_id), poll_interval=interval, end_time=end_time)
+        try:
+            with sync_engine(on_event=self._on_event) as engine:
+                run = engine.wait(spec, str(run_id), poll_interval=interval, end_time=end_time)
+        except SecretNotFound as exc:
+            raise explain_missing(exc, f"task {self.task_id!r}") from None
         self._waiting = False
         event = {"status": event_status(run.state.value), "run_id": run.run_id,
                  "message": run.message, "run_url": run.run_url or run_url,
@@ -252,8 +352,11 @@ class TrigRunOperator(BaseOperator):
 
     def send_trigger(self, context: Any, spec: JobSpec, when: Any) -> TriggerResult:
         """Send the trigger request (with the job's retry policy); raise if it failed."""
-        with sync_engine(on_event=self._on_event) as engine:
-            result = engine.fire(spec, render=False, scheduled_time=when)
+        try:
+            with sync_engine(on_event=self._on_event) as engine:
+                result = engine.fire(spec, render=False, scheduled_time=when)
+        except SecretNotFound as exc:
+            raise explain_missing(exc, f"task {self.task_id!r}") from None
         if result.adopted:
             self.log.info("adopted run %s: %s", result.run_id, result.reason)
         result.raise_for_failure()
@@ -282,25 +385,132 @@ class TrigRunOperator(BaseOperator):
         if event.get("state") in ("failed", "cancelled") and spec.idempotency.enabled:
             raise AirflowFailException(
                 f"{message}. Not retried: a retry of this task would adopt the same run "
-                "(exactly-once). Re-run the downstream job, or set idempotency.enabled: false "
-                "to fire anew on every try.")
+                "(exactly-once). Clear this task (or re-run the DAG run) to fire a new run, "
+                "or set idempotency.enabled: false to fire anew on every try.")
         raise RunFailed(message)
 
-    # -- exactly once across tries ----------------------------------------------------------
-    def _recall(self, context: Any, spec: JobSpec, when: Any) -> dict[str, Any] | None:
+    # -- exactly once across tries, a new run per clear -------------------------------------
+    def generation(self, context: Any) -> int:
+        """The first try number of the current generation of tries of this task instance.
+
+        Airflow sets ``max_tries = try_number + retries`` when a task is cleared, and retries
+        never change it, so ``max_tries - retries + 1`` is the same for a try and its retries
+        and new after each clear: 1 for a new task instance (also a new DAG run for the same
+        logical date).
+        """
+        ti = context.get("ti")
+        try:
+            try_number = int(getattr(ti, "try_number", 1) or 1)
+            max_tries = getattr(ti, "max_tries", None)
+            if max_tries is None:
+                return 1
+            first = int(max_tries) - int(self.retries or 0) + 1
+        except (TypeError, ValueError):
+            return 1
+        return max(1, min(first, try_number))
+
+    def _fire_for_try(self, context: Any, spec: JobSpec, when: Any) -> dict[str, Any]:
+        """The execution log of this try's fire: sent now, or adopted.
+
+        The keys of one scheduled fire form a chain (``rerun_key``). A try fires the first key
+        it may use; when the target already has that run (adopted) and the run ended failed
+        or cancelled, a try that did not start it (the task was cleared, or the DAG re-run for
+        the same logical date) moves on to the next key, so a new run starts. A run that is
+        still going or succeeded is adopted. Retries of one try share its key: the key is
+        recorded in ``task_state_store`` before the request is sent.
+        """
+        if not spec.idempotency.enabled:
+            return self.send_trigger(context, spec, when).to_log()
+        generation = self.generation(context)
+        base = idempotency_key(spec, when)
+        saved = self._saved(context, base)
+        ti = context.get("ti")
+        if saved is not None and saved.get("generation", 1) == generation:
+            if saved.get("run_id"):
+                return self._adopted_log(context, spec, saved)
+            # An earlier try of this generation meant to send this key; whatever run it
+            # has is this generation's own.
+            n, may_move_on = int(saved.get("n") or 0), False
+        elif saved is not None:
+            n, may_move_on = int(saved.get("n") or 0), True
+        else:
+            # No record: a first try of its generation did not start any run there is; a
+            # retry without a record (no task_state_store) must not fire a second run.
+            n = 0
+            may_move_on = int(getattr(ti, "try_number", 1) or 1) <= generation
+        while True:
+            keyed = self._keyed(spec, base, n)
+            self._record(context, base, n, generation, None)
+            result = self.send_trigger(context, keyed, when)
+            if result.run_id:
+                self._record(context, base, n, generation, result)
+            log = result.to_log()
+            if not (may_move_on and result.adopted and result.run_id and n < MAX_RERUNS
+                    and self._ended_badly(keyed, str(result.run_id))):
+                return log
+            self.log.info("run %s ended failed or cancelled before this try: firing a new run "
+                          "(key %s)", result.run_id, rerun_key(base, n + 1))
+            n += 1
+
+    @staticmethod
+    def _keyed(spec: JobSpec, base: str, n: int) -> JobSpec:
+        if n <= 0:
+            return spec
+        data = spec_to_dict(spec)
+        data["idempotency"] = {**(data.get("idempotency") or {}), "key": rerun_key(base, n)}
+        return JobSpec.model_validate(data)
+
+    def _record(self, context: Any, base: str, n: int, generation: int,
+                result: TriggerResult | None) -> None:
         store = context.get("task_state_store")
-        if store is None or not spec.idempotency.enabled:
+        if store is None:
+            return
+        value: dict[str, Any] = {"base_key": base, "n": n, "generation": generation,
+                                 "idempotency_key": rerun_key(base, n)}
+        if result is not None:
+            value.update(idempotency_key=result.idempotency_key, run_id=result.run_id,
+                         run_url=result.run_url, scheduled_time=result.scheduled_time,
+                         target=result.target)
+        try:
+            store.set(STATE_KEY, value)
+        except Exception as exc:
+            self.log.warning("could not save the fire in task_state_store (%s); a retry "
+                             "relies on the idempotency key", type(exc).__name__)
+
+    def _ended_badly(self, spec: JobSpec, run_id: str) -> bool:
+        """Whether the run ended failed or cancelled. Unknown counts as no: never start a
+        second run on a guess."""
+        try:
+            with sync_engine(on_event=self._on_event) as engine:
+                status = engine.poll(spec, run_id)
+        except SecretNotFound as exc:
+            raise explain_missing(exc, f"task {self.task_id!r}") from None
+        except Exception as exc:
+            self.log.warning("could not check run %s (%s); adopting it", run_id,
+                             type(exc).__name__)
+            return False
+        self.log.info("run %s of an earlier try: %s", run_id, status.state.value)
+        return status.state in _ENDED_BADLY
+
+    def _saved(self, context: Any, base: str) -> dict[str, Any] | None:
+        store = context.get("task_state_store")
+        if store is None:
             return None
-        key = idempotency_key(spec, when)
         try:
             saved = store.get(STATE_KEY)
         except Exception as exc:
             self.log.warning("task_state_store unavailable (%s); relying on the idempotency key",
                              type(exc).__name__)
             return None
-        if not isinstance(saved, dict) or saved.get("idempotency_key") != key \
-                or not saved.get("run_id"):
+        if not isinstance(saved, dict):
             return None
+        # Records of other scheduled times or job names (a renamed job) are not this fire's.
+        if saved.get("base_key", saved.get("idempotency_key")) != base or \
+                not (saved.get("run_id") or "n" in saved):
+            return None
+        return saved
+
+    def _adopted_log(self, context: Any, spec: JobSpec, saved: Mapping[str, Any]) -> dict[str, Any]:
         ti = context.get("ti")
         reason = (f"task_state_store: try {getattr(ti, 'try_number', '?')} adopts run "
                   f"{saved['run_id']}, started by an earlier try of this task")
@@ -308,22 +518,10 @@ class TrigRunOperator(BaseOperator):
         return {"job": spec.name, "ok": True, "status": None, "duration_ms": 0.0,
                 "attempts": [], "response": None, "response_truncated": False,
                 "run_id": saved["run_id"], "run_url": saved.get("run_url"),
-                "idempotency_key": key, "scheduled_time": saved.get("scheduled_time"),
+                "idempotency_key": saved.get("idempotency_key"),
+                "scheduled_time": saved.get("scheduled_time"),
                 "target": saved.get("target"), "skipped": False, "reason": reason,
                 "adopted": True, "error": None}
-
-    def _remember(self, context: Any, spec: JobSpec, result: TriggerResult) -> None:
-        store = context.get("task_state_store")
-        if store is None or not spec.idempotency.enabled or not result.run_id:
-            return
-        try:
-            store.set(STATE_KEY, {"idempotency_key": result.idempotency_key,
-                                  "run_id": result.run_id, "run_url": result.run_url,
-                                  "scheduled_time": result.scheduled_time,
-                                  "target": result.target})
-        except Exception as exc:
-            self.log.warning("could not save the run id in task_state_store (%s); a retry "
-                             "relies on the idempotency key", type(exc).__name__)
 
     # -- kill ------------------------------------------------------------------------------
     def on_kill(self) -> None:

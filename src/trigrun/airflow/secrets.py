@@ -172,3 +172,35 @@ def _sync_variable(key: str) -> str | None:  # pragma: no cover - see aget_varia
 
     value = Variable.get(key, default=None)
     return None if value is None else str(value)
+
+
+def airflow_hint(reference: str) -> str:
+    """What to create in Airflow so that ``secret://...`` resolves (names only, no values)."""
+    name = reference.removeprefix("secret://")
+    try:
+        kind, key, fields = parse_reference(name)
+    except ValueError as exc:
+        return str(exc)
+    env = "".join(c if c.isalnum() else "_" for c in key).upper()
+    if kind == "conn":
+        field = "/".join(fields)
+        what = (f"with {fields[-1]!r} in its Extra JSON" if fields[0] == "extra" and len(fields) > 1
+                else f"with its {field} set")
+        return (f"Create the Airflow connection {key!r} {what} (Admin > Connections, "
+                f"`airflow connections add {key}`, the AIRFLOW_CONN_{env} environment variable "
+                "or your secrets backend).")
+    if kind == "var":
+        return (f"Create the Airflow variable {key!r} (Admin > Variables, "
+                f"`airflow variables set {key} ...`, the AIRFLOW_VAR_{env} environment variable "
+                "or your secrets backend).")
+    return (f"Create the Airflow connection {key!r} with a password, or the Airflow variable "
+            f"{key!r} (or, outside Airflow's secrets, the environment variable "
+            f"TRIGRUN_SECRET_{env} in the worker and the triggerer). Write "
+            f"secret://conn/{key}/password or secret://var/{key} to say which.")
+
+
+def explain_missing(exc: Any, where: str | None = None) -> Any:
+    """The ``SecretNotFound`` again, with the Airflow connection or variable to create."""
+    from .. import SecretNotFound
+
+    return SecretNotFound(exc.reference, job=exc.job, where=where, hint=airflow_hint(exc.reference))

@@ -26,11 +26,12 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 from airflow.sdk import BaseSensorOperator, conf
 from airflow.sdk.exceptions import AirflowSensorTimeout
 
-from .. import JobSpec, RunFailed, RunState
+from .. import JobSpec, RunFailed, RunState, SecretNotFound
 from .._targets import preset_for
 from ._spec import apply_connection, build_spec_dict, placeholder, spec_to_dict, validate
 from .hooks import TrigRunHook, sync_engine
 from .links import XCOM_RUN_ID, XCOM_RUN_URL, TrigRunLink
+from .secrets import explain_missing
 from .triggers import SETTLE_SECONDS, TrigRunTrigger
 
 _HTTP = re.compile(r"HTTP (\d{3})")
@@ -108,8 +109,11 @@ class TrigRunSensor(BaseSensorOperator):
 
     def poke(self, context: Any) -> bool:
         spec = self.job_spec()
-        with sync_engine(on_event=lambda e: self.log.info("%s", e.message)) as engine:
-            status = engine.poll(spec, str(self.run_id))
+        try:
+            with sync_engine(on_event=lambda e: self.log.info("%s", e.message)) as engine:
+                status = engine.poll(spec, str(self.run_id))
+        except SecretNotFound as exc:
+            raise explain_missing(exc, f"task {self.task_id!r}") from None
         self.log.info("run %s: %s (%s)", self.run_id, status.state.value, status.message)
         if status.state is RunState.UNKNOWN and status.message.startswith("status check failed"):
             self._check_errors += 1

@@ -57,10 +57,11 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 # isort: split
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from .. import AsyncEngine, Event, JobSpec, TrigRunError
+from .. import AsyncEngine, Event, JobSpec, SecretNotFound, TrigRunError
 from .._flow import is_quiet_poll
 from ._spec import event_status
 from .hooks import async_engine
+from .secrets import explain_missing
 
 CLASSPATH = "trigrun.airflow.triggers.TrigRunTrigger"
 SETTLE_SECONDS = 10.0
@@ -230,7 +231,9 @@ class TrigRunTrigger(BaseTrigger):
                     result = await engine.wait(spec, self.run_id,
                                                poll_interval=self.poll_interval,
                                                end_time=self.end_time)
-                except TrigRunError as exc:  # e.g. SecretNotFound: messages hold no values
+                except SecretNotFound as exc:  # say which connection/variable to create
+                    return self._event("error", str(explain_missing(exc, "the triggerer")))
+                except TrigRunError as exc:  # messages hold no values
                     return self._event("error", str(exc))
                 except Exception as exc:  # e.g. a refused Airflow login while polling
                     text = engine.state.redactor.text(f"{type(exc).__name__}: {exc}")
