@@ -31,12 +31,16 @@ from ._flow import Outcome, Send
 from ._http import (
     CERT_HINT,
     CLIENT_CERT_HINT,
-    PROXY_AUTH_HINT,
+    HANDSHAKE_HINT,
     Proxies,
     TlsContexts,
     classify_httpx,
+    httpx_proxied,
     is_timeout,
+    proxy_refusal,
+    refused_handshake,
     rejected_certificate,
+    set_target,
     wants_client_cert,
     what_failed,
     wire_target,
@@ -66,13 +70,12 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, str | None
         return what_failed("connect", exc, timeout), True, CERT_HINT
     if wants_client_cert(exc):
         return what_failed("connect", exc, timeout), True, CLIENT_CERT_HINT
+    if refused_handshake(exc):
+        return what_failed("connect", exc, timeout), True, HANDSHAKE_HINT
     if is_timeout(exc):
         return what_failed("timeout", exc, timeout), False, None
     if isinstance(exc, aiohttp.ClientHttpProxyError):
-        msg = what_failed("proxy", exc, timeout)
-        if exc.status == 407:
-            msg = f"proxy error: 407 Proxy Authentication Required ({PROXY_AUTH_HINT})"
-        return msg, False, None
+        return proxy_refusal(exc.status, f"{exc.status} {exc.message}")
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return what_failed("proxy", exc, timeout), False, None
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
@@ -80,6 +83,10 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, str | None
         return what_failed("protocol", exc, timeout), False, None
     if isinstance(exc, aiohttp.InvalidURL):
         return f"invalid URL ({type(exc).__name__}: {str(exc)[:200]})", False, None
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        # The socket's own error, as httpx reports it ("[Errno 111] ..."), not aiohttp's
+        # wrapper text.
+        return f"connection failed: {exc.os_error}", False, None
     if isinstance(exc, (aiohttp.ClientConnectionError, OSError)):
         return what_failed("connect", exc, timeout), False, None
     if isinstance(exc, (ValueError, OverflowError, UnicodeError)):
@@ -159,8 +166,13 @@ class AiohttpSender:
             ssl = self._tls.get(a.verify, a.cert, a.trust_env)
         parts = urlsplit(a.url)
         url = URL(f"{parts.scheme}://{parts.netloc}{wire_target(a.url)}", encoded=True)
+        headers = a.headers
+        if proxy_headers and parts.scheme.lower() == "http":
+            # A forwarded http:// request carries the proxy's credentials itself: aiohttp
+            # sends ``proxy_headers`` only with a CONNECT.
+            headers = {**a.headers, **proxy_headers}
         async with session.request(
-                a.method, url, headers=a.headers, data=a.content, proxy=proxy,
+                a.method, url, headers=headers, data=a.content, proxy=proxy,
                 proxy_headers=proxy_headers, ssl=ssl, timeout=_timeout(a.timeout),
                 allow_redirects=False) as resp:
             body = bytearray()
@@ -202,8 +214,8 @@ class AiohttpSender:
 
     @staticmethod
     async def _httpx_exchange(client: httpx.AsyncClient, a: Send) -> HttpReply:
-        req = client.build_request(a.method, a.url, headers=a.headers, content=a.content,
-                                   extensions={"target": wire_target(a.url).encode("ascii")})
+        req = client.build_request(a.method, a.url, headers=a.headers, content=a.content)
+        set_target(req, a.url, httpx_proxied(client, req.url))
         resp = await client.send(req, stream=True)
         try:
             chunks: list[bytes] = []
