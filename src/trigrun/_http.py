@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import httpcore
 import httpx
 
 logger = logging.getLogger("trigrun")
@@ -47,6 +48,27 @@ def wire_target(url: str) -> str:
     if not target.startswith("/"):
         target = "/" + target
     return wire_quote(target)
+
+
+def httpx_proxied(client: httpx.Client | httpx.AsyncClient, url: httpx.URL) -> bool:
+    """``client`` sends ``url`` through an HTTP(S) proxy (its own mounts, as httpx picks)."""
+    pool = getattr(client._transport_for_url(url), "_pool", None)
+    return isinstance(pool, (httpcore.HTTPProxy, httpcore.AsyncHTTPProxy))
+
+
+def set_target(req: httpx.Request, url: str, proxied: bool) -> None:
+    """Send ``url``'s target as written (httpcore's ``target`` extension).
+
+    Through a proxy, httpcore copies the request's extensions onto the request it sends the
+    proxy: a forwarded http:// request then needs the absolute form, and a CONNECT tunnel no
+    ``target`` at all (it would replace the CONNECT's ``host:port``), so an https:// target
+    through a proxy goes as httpx writes it.
+    """
+    target = wire_target(url).encode("ascii")
+    if not proxied:
+        req.extensions["target"] = target
+    elif req.url.scheme == "http":
+        req.extensions["target"] = b"http://" + req.url.netloc + target
 
 
 class TlsContexts:
@@ -181,6 +203,22 @@ CLIENT_CERT_HINT = ("the server requires a client certificate (mutual TLS): set 
                     "[cert, key] pair")
 PROXY_AUTH_HINT = ("the proxy asks for credentials: put them in the proxy URL, e.g. "
                    "http://user:secret://proxy-password@proxy:3128")
+PROXY_REFUSED_HINT = ("the proxy refused the tunnel, and would refuse every retry the same way: "
+                      "check the proxy URL and what the proxy allows (NO_PROXY, "
+                      "request.trust_env: false or request.proxy to go another way)")
+
+
+def proxy_refusal(status: int | None, text: str) -> tuple[str, bool, str | None]:
+    """(what failed, permanent, hint) for a proxy that answered CONNECT with ``status``.
+
+    A 4xx (407 above all) fails every retry the same way, like any other 4xx; a 5xx (the proxy
+    could not reach the target) may pass later.
+    """
+    if status == 407:
+        return "proxy error: 407 Proxy Authentication Required", True, PROXY_AUTH_HINT
+    if status is not None and 400 <= status < 500:
+        return f"proxy error: {text}", True, PROXY_REFUSED_HINT
+    return f"proxy error: {text}", False, None
 
 
 def _chain_text(exc: BaseException | None) -> str:
@@ -197,6 +235,24 @@ def wants_client_cert(exc: BaseException) -> bool:
     """The TLS handshake failed because the server wanted a client certificate."""
     text = _chain_text(exc).upper()
     return "CERTIFICATE_REQUIRED" in text or "CERTIFICATE REQUIRED" in text
+
+
+# TLS alerts a client receives when the server refused its handshake or its certificate (the
+# client's own verification failures are ``SSLCertVerificationError``): the same handshake
+# is refused the same way on every retry.
+_REFUSED_ALERTS = ("ALERT_HANDSHAKE_FAILURE", "ALERT_BAD_CERTIFICATE", "ALERT_UNKNOWN_CA",
+                   "ALERT_CERTIFICATE_UNKNOWN", "ALERT_ACCESS_DENIED")
+HANDSHAKE_HINT = ("the server refused the TLS handshake: when it requires a client certificate "
+                  "(mutual TLS), set request.cert (or the target's cert) to one it accepts, a "
+                  "PEM with certificate and key or a [cert, key] pair; otherwise it shares no "
+                  "TLS version or cipher with this client")
+
+
+def refused_handshake(exc: BaseException) -> bool:
+    """The server answered the TLS handshake with an alert refusing it (TLS 1.2 servers that
+    require a client certificate say ``handshake_failure``)."""
+    text = _chain_text(exc).upper()
+    return any(alert in text for alert in _REFUSED_ALERTS)
 
 
 def is_timeout(exc: BaseException) -> bool:
@@ -226,13 +282,15 @@ def classify_httpx(exc: Exception, timeout: float) -> tuple[str, bool, str | Non
         return what_failed("connect", exc, timeout), True, CLIENT_CERT_HINT
     if rejected_certificate(exc):
         return what_failed("connect", exc, timeout), True, CERT_HINT
+    if refused_handshake(exc):
+        return what_failed("connect", exc, timeout), True, HANDSHAKE_HINT
     if isinstance(exc, httpx.TimeoutException):
         return what_failed("timeout", exc, timeout), False, None
     if isinstance(exc, httpx.ProxyError):
-        msg = what_failed("proxy", exc, timeout)
-        if "407" in str(exc):
-            msg += f" ({PROXY_AUTH_HINT})"
-        return msg, False, None
+        # httpcore's words for a CONNECT answered with another status: "<status> <reason>".
+        head = str(exc).split(" ", 1)[0]
+        return proxy_refusal(int(head) if head.isdigit() else None,
+                             str(exc) or type(exc).__name__)
     if isinstance(exc, (httpx.ConnectError, httpx.ReadError, httpx.WriteError, OSError)):
         return what_failed("connect", exc, timeout), False, None
     if isinstance(exc, httpx.RemoteProtocolError):

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from ._flow import Outcome, Send
-from ._http import IDEMPOTENT, Proxies, TlsContexts, classify_httpx, wire_target
+from ._http import IDEMPOTENT, Proxies, TlsContexts, classify_httpx, httpx_proxied, set_target
 from ._targets import HttpReply
 
 logger = logging.getLogger("trigrun")
@@ -67,6 +67,7 @@ class HttpxSender:
         self._tls = tls
         self._proxies = proxies
         self._clients: dict[tuple[Any, ...], httpx.Client] = {}
+        self._with_proxy: set[int] = set()  # id() of own clients made with a proxy
         self._lock = threading.Lock()
         self._warned = False
 
@@ -90,6 +91,8 @@ class HttpxSender:
                     client = self._clients[key] = httpx.Client(
                         verify=self._tls.get(a.verify, a.cert, a.trust_env), proxy=proxy,
                         trust_env=False, follow_redirects=False, limits=self._limits)
+                    if proxy is not None:
+                        self._with_proxy.add(id(client))
         return client
 
     def send(self, a: Send) -> Outcome:
@@ -108,8 +111,9 @@ class HttpxSender:
             trace = _Deadline(deadline)
             req = client.build_request(
                 a.method, a.url, headers=a.headers, content=a.content,
-                extensions={"timeout": _timeout(a.timeout).as_dict(), "trace": trace,
-                            "target": wire_target(a.url).encode("ascii")})
+                extensions={"timeout": _timeout(a.timeout).as_dict(), "trace": trace})
+            set_target(req, a.url, id(client) in self._with_proxy if client is not self._given
+                       else httpx_proxied(client, req.url))
             trace.timeouts = req.extensions["timeout"]
             try:
                 resp = client.send(req, stream=True)
@@ -148,3 +152,4 @@ class HttpxSender:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+        self._with_proxy.clear()
