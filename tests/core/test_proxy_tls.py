@@ -483,7 +483,7 @@ def test_mtls_without_a_client_certificate_is_a_clear_error_not_retried(
     assert "request.cert" in result.error
     assert len(result.attempts) == 1, [a.to_log() for a in result.attempts]
     assert srv.requests == []
-    assert srv.handshake_errors  # the server refused the handshake
+    assert srv.wait_for_handshake_errors(1)  # the server refused the handshake
 
 
 def test_mtls_without_a_client_certificate_ends_a_wait_at_once(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as _dt
 import ipaddress
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,17 @@ class TlsServer(LocalServer):
                 super().setup()
 
         httpd.RequestHandlerClass = TlsHandler
+
+    def wait_for_handshake_errors(self, n: int = 1, timeout: float = 5.0) -> list[str]:
+        """The handshakes refused so far, once there are ``n`` (the server's thread records a
+        refusal just after the client has read its alert)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.handshake_errors) >= n:
+                    return list(self.handshake_errors)
+            time.sleep(0.01)
+        raise AssertionError(f"expected {n} refused handshakes, got {self.handshake_errors}")
 
     def reset(self) -> None:
         super().reset()
