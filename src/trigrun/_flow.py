@@ -644,22 +644,42 @@ class JobFlows:
             if remaining <= 0:
                 message = f"job {spec.name!r}: run {run_id} still going after the wait's deadline"
                 if cancel:
-                    cancelled = yield from self.cancel(run_id)
+                    cancelled, ended = yield from self._cancel(run_id)
+                    if ended is not None:  # it ended in the meantime: that is the outcome
+                        return self._result(run_id, ended.run_url or run_url, polls + 1, started,
+                                            ended.state, f"job {spec.name!r}: run {run_id} ended "
+                                            f"{ended.state.value} ({ended.message})", ended.raw)
                     message += "; cancel requested" if cancelled else "; cancel failed"
                 return self._result(run_id, run_url, polls, started, RunState.TIMEOUT, message)
             yield Sleep(min(delay, remaining))
 
     def cancel(self, run_id: str) -> Flow:
+        """True when the target took the cancel. Never changes a run that already ended."""
+        ok, _ = yield from self._cancel(run_id)
+        return ok
+
+    def _cancel(self, run_id: str) -> Flow:
+        """(cancelled, the run's end state when it had already ended, else None)."""
         call = self.preset.cancel_call(run_id)
         if call is None:
             self.state.emit("cancel", self.spec.name, f"target {self.preset.name!r} cannot cancel runs")
-            return False
+            return False, None
         yield from self.resolve_all()
+        if self.preset.cancel_checks_status:
+            # The target's cancel call would overwrite an ended run (Airflow's PATCH marks even
+            # a succeeded run failed): only a run seen to be going gets one.
+            got = yield from self.poll(run_id)
+            if not isinstance(got, RunStatus) or got.state.terminal or got.state is RunState.UNKNOWN:
+                ended = got if isinstance(got, RunStatus) and got.state.terminal else None
+                why = (f"it already ended {ended.state.value}" if ended is not None
+                       else "its state could not be read")
+                self.state.emit("cancel", self.spec.name, f"cancel of run {run_id}: not sent, {why}")
+                return False, ended
         outcome: Outcome = yield from self.send(call)
-        ok = outcome.reply is not None and outcome.reply.ok
+        ok = outcome.reply is not None and self.preset.cancel_accepted(outcome.reply)
         self.state.emit("cancel", self.spec.name, f"cancel of run {run_id}: "
                         f"{'requested' if ok else outcome.error or outcome.reply.status_code if outcome.reply else '?'}")
-        return ok
+        return ok, None
 
 
 def _unreadable(reply: HttpReply, exc: Exception) -> str:

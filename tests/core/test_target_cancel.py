@@ -6,30 +6,18 @@ orchestration rules answer ``ABORT`` for an ended run; Airflow's PATCH overwrite
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import Callable
 from typing import Any
-
-import pytest
 
 import trigrun
 from tests.helpers.clock import FakeClock
 from tests.helpers.drive import Driver
 from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
 from tests.helpers.httpserver import LocalServer, Reply
-from trigrun._flow import JobFlows
 from trigrun._targets import HttpReply, preset_for
 
 SCHEDULED = FakeClock().now()
-
-# Counting a cancel done only when the target took it, and reading the state before a cancel
-# that would overwrite it, are the flow's part (``_flow.JobFlows.cancel`` asks the preset's
-# ``cancel_accepted`` / ``cancel_checks_status``). Until the flow asks, these tests fail.
-_FLOW_ASKS = "cancel_accepted" in inspect.getsource(JobFlows.cancel)
-needs_flow = pytest.mark.xfail(not _FLOW_ASKS, strict=True,
-                               reason="_flow.JobFlows.cancel does not ask the preset yet")
-
 
 def prefect_spec(api_url: str, deployment: str = "dep-1", **over: Any) -> trigrun.JobSpec:
     return trigrun.JobSpec.model_validate({
@@ -63,7 +51,6 @@ def test_prefect_cancel_of_a_completed_run_leaves_it_completed(
     assert body["state"]["type"] == "CANCELLING"
 
 
-@needs_flow
 def test_prefect_cancel_counts_only_an_accept(server: LocalServer,
                                               make_driver: Callable[..., Driver]) -> None:
     prefect = FakePrefect(server)
@@ -127,7 +114,6 @@ def test_prefect_key_is_per_deployment(server: LocalServer,
 # -- the other presets ----------------------------------------------------------------------
 
 
-@needs_flow
 def test_airflow_cancel_of_a_succeeded_run_leaves_it_succeeded(
         server: LocalServer, make_driver: Callable[..., Driver]) -> None:
     airflow = FakeAirflow(server)
@@ -149,7 +135,6 @@ def test_airflow_cancel_of_a_running_run_marks_it_failed(
     assert airflow.runs[("etl", "manual__1")].state == "failed"
 
 
-@needs_flow
 def test_dbt_cloud_cancel_of_a_finished_run_is_not_sent(
         server: LocalServer, make_driver: Callable[..., Driver]) -> None:
     dbt = FakeDbtCloud(server, statuses=[10])
@@ -163,7 +148,6 @@ def test_dbt_cloud_cancel_of_a_finished_run_is_not_sent(
     assert not server.requests_to(f"/api/v2/accounts/1/runs/{fired.run_id}/cancel/")
 
 
-@needs_flow
 def test_webhook_cancel_of_an_ended_run_is_not_sent(
         server: LocalServer, make_driver: Callable[..., Driver]) -> None:
     server.on("GET", "/runs/w-1", Reply(200, json={"id": "w-1", "state": "done"}))

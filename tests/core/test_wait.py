@@ -3,7 +3,6 @@ with an injected clock, plus real-socket waits against the local fakes."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -112,14 +111,10 @@ CANCEL_ACCEPTED: dict[str, Any] = {
 }
 
 def status_read_before_cancel(job: trigrun.JobSpec) -> int:
-    """1 where a cancel first reads the run's state (it would overwrite an ended run)."""
-    # The flow reads it once it asks the preset (``cancel_checks_status``); see
-    # tests/core/test_target_cancel.py.
-    from trigrun._flow import JobFlows
+    """1 where a cancel first reads the run's state (its cancel would overwrite an ended run)."""
     from trigrun._targets import preset_for
 
-    asks = "cancel_accepted" in inspect.getsource(JobFlows.cancel)
-    return int(asks and preset_for(job).cancel_checks_status)
+    return int(preset_for(job).cancel_checks_status)
 
 
 # One item of a status script: a raw status value, a whole httpx.Response, or an exception.
