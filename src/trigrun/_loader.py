@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -163,7 +164,8 @@ def parse_jobs(data: Any, *, source: str | None = None) -> list[JobSpec]:
 
     # Jobs sharing a name are told apart by their place in the file, in every message.
     names = [name_of(item) for item in items]
-    shared = {n for n in names if isinstance(n, str) and names.count(n) > 1}
+    counts = Counter(n for n in names if isinstance(n, str))
+    shared = {n for n, c in counts.items() if c > 1}
     for i, item in enumerate(items):
         # Checked on the raw item, so a duplicate is reported even when the job is also invalid.
         name = names[i]
@@ -174,7 +176,7 @@ def parse_jobs(data: Any, *, source: str | None = None) -> list[JobSpec]:
             seen[name] = i
         try:
             specs.append(validate_job(item, source=source, index=i,
-                                      show_position=name in shared))
+                                      show_position=isinstance(name, str) and name in shared))
         except SpecError as exc:
             problems.extend(exc.problems)
     if problems:
