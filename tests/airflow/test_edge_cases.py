@@ -22,7 +22,7 @@ from tests.conftest import AIRFLOW_TEST_DAGS
 from tests.helpers.fakes import FakeAirflow
 from tests.helpers.httpserver import LocalServer
 
-EDGE_DAGS = AIRFLOW_TEST_DAGS / "trigrun_edge.py"
+EDGE_DAGS = (AIRFLOW_TEST_DAGS / "trigrun_edge.py", AIRFLOW_TEST_DAGS / "trigrun_edge_args.py")
 CANARY = "edge-canary-7f3a9c1e5b"
 LITERAL = "edge-literal-value-4d2e"
 
@@ -40,16 +40,17 @@ def fake(airflow_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAirfl
 
 
 @cache
-def _bag() -> Any:
+def _bag(path: Any) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(EDGE_DAGS))
+    bag = DagBag(dag_folder=str(path))
     assert not bag.import_errors, bag.import_errors
     return bag
 
 
 def run(dag_id: str, **kwargs: Any) -> Any:
-    return _bag().dags[dag_id].test(**kwargs)
+    path = EDGE_DAGS[1] if dag_id == "edge_templated_args" else EDGE_DAGS[0]
+    return _bag(path).dags[dag_id].test(**kwargs)
 
 
 def xcoms(dr: Any, task_id: str) -> dict[int, dict[str, Any]]:
@@ -95,7 +96,8 @@ def output(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) 
 
 # -- 1. dynamic task mapping -------------------------------------------------------------------
 
-@pytest.mark.parametrize("dag_id", ["edge_mapped_target", "edge_mapped_body", "edge_mapped_url",
+@pytest.mark.parametrize("dag_id", ["edge_mapped_plain", "edge_mapped_target", "edge_mapped_body",
+                                    "edge_mapped_url",
                                     "edge_mapped_spec", "edge_mapped_kwargs"])
 def test_each_mapped_instance_starts_its_own_run_with_its_own_link(
         fake: FakeAirflow, dag_id: str) -> None:
@@ -120,6 +122,8 @@ def test_each_mapped_instance_starts_its_own_run_with_its_own_link(
         conf = started[(dag, x["run_id"])].body["conf"]
         if dag_id != "edge_mapped_url":
             assert conf["i"] == i  # the instance sent its own mapped value
+        if dag_id == "edge_mapped_plain":
+            continue
         # trigrun's names render in mapped tasks, the job name carries the map index.
         assert conf["job"].endswith(f"[{i}]")
         assert conf["when"] == dr.logical_date.isoformat()

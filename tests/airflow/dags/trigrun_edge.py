@@ -33,6 +33,12 @@ with DAG(dag_id="edge_mapped_target", **COMMON):
     TrigRunOperator.partial(task_id="m", trigrun_conn_id=CONN, wait_for_completion=False).expand(
         target=[{"type": "airflow", "dag_id": "target", "conf": _conf(i)} for i in range(3)])
 
+with DAG(dag_id="edge_mapped_plain", **COMMON):
+    # No trigrun names in the templates: only the keys can keep the fires apart.
+    TrigRunOperator.partial(task_id="m", trigrun_conn_id=CONN, wait_for_completion=False).expand(
+        target=[{"type": "airflow", "dag_id": "target",
+                 "conf": {"i": i, "source": "{{ dag_run.run_id }}"}} for i in range(3)])
+
 with DAG(dag_id="edge_mapped_body", **COMMON):
     TrigRunOperator.partial(task_id="m", trigrun_conn_id=CONN, wait_for_completion=False,
                             url=RUNS.format(dag="target"), method="POST",
@@ -110,17 +116,6 @@ with DAG(dag_id="edge_no_logical_date", **COMMON):
                             "conf": {"logical": "{{ logical_date }}", "ts": "{{ ts }}",
                                      "ds": "{{ ds }}", "at": "{{ scheduled_time }}",
                                      "year": "{{ logical_date.strftime('%Y') }}"}})
-
-with DAG(dag_id="edge_templated_args",
-         params={"conn": CONN, "interval": "0.2", "wait": "true", "deadline": "30s",
-                 "name": "templated job"}, **COMMON):
-    TrigRunOperator(task_id="trigger", trigrun_conn_id="{{ params.conn }}",
-                    poll_interval="{{ params.interval }}", timeout="{{ params.deadline }}",
-                    wait_for_completion="{{ params.wait }}", job_name="{{ params.name }}",
-                    deferrable=False,
-                    target={"type": "airflow", "dag_id": "target",
-                            "conf": {"job": "{{ job.name }}"}})
-
 
 # -- a secret that does not exist --------------------------------------------------------------
 with DAG(dag_id="edge_missing_secret", **COMMON):
