@@ -250,8 +250,12 @@ def build_trigrun_definitions(
     sensors: list[dg.SensorDefinition] = []
     tracked = [s for s in specs if s.waits]
     if wait_in == "sensor" and tracked:
-        sensors.append(build_trigrun_sensor(tracked, name=sensor_name, resource_key=resource_key,
-                                            minimum_interval_seconds=sensor_interval_seconds))
+        sensor = build_trigrun_sensor(tracked, name=sensor_name, resource_key=resource_key,
+                                      minimum_interval_seconds=sensor_interval_seconds)
+        sensors.append(sensor)
+        # Its report job belongs in the definitions themselves (Dagster 1.11+ resolves a job
+        # that only a sensor names with a warning, and will stop doing so).
+        jobs.extend(j for j in sensor.jobs if isinstance(j, dg.JobDefinition))
     assets = [dg.AssetSpec(asset_key_for(s), description=f"Runs started by trigrun job "
                            f"{s.name!r}", group_name="trigrun", kinds={"trigrun"},
                            metadata={"trigrun_job": s.name})
