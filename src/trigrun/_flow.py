@@ -17,14 +17,14 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ._exceptions import SecretNotFound, SpecError, TrigRunError
 from ._http import CERT_HINT
 from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec, _Connects
 from ._results import Attempt, RunResult, RunState, TriggerResult
 from ._retry import next_delay, parse_retry_after, poll_error_delay
-from ._secrets import Redactor, find_references, substitute
+from ._secrets import SECRET_RE, Redactor, find_references, substitute
 from ._targets import HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, preset_for
 from ._templates import needs_render, render_spec, template_context
 
@@ -82,6 +82,15 @@ def connection_settings(spec: JobSpec) -> _Connects | None:
     if spec.request is not None:
         return spec.request
     return spec.target if isinstance(spec.target, _Connects) else None
+
+
+def _proxy_url(proxy: str, secrets: Mapping[str, str]) -> str:
+    """The proxy URL with its references resolved. A reference that is the whole URL gives the
+    URL; one inside it (a password) is percent-encoded, so '@', '/' or '%' in it stay part of
+    the credential."""
+    if SECRET_RE.fullmatch(proxy):
+        return str(substitute(proxy, secrets))
+    return str(substitute(proxy, {k: quote(v, safe="") for k, v in secrets.items()}))
 
 
 # Checked on every send (a poll included), so regexes rather than loops over characters.
@@ -333,7 +342,7 @@ class JobFlows:
         verify = conn.verify if conn else True
         cert = conn.cert if conn else None
         trust_env = conn.trust_env if conn else True
-        proxy = substitute(conn.proxy, self.secrets) if conn and conn.proxy else None
+        proxy = _proxy_url(conn.proxy, self.secrets) if conn and conn.proxy else None
         # The library frames the body; a second framing from the spec would be smuggling.
         headers = {k: v for k, v in headers.items() if k.lower() not in _FRAMING}
         secret_headers = {k for k, v in call.headers.items() if "secret://" in v}

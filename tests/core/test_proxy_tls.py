@@ -624,3 +624,19 @@ def test_ssl_cert_file_trusts_the_target_behind_an_https_proxy(
     fire_and_wait(make_driver(secrets={}), job(tls_server.url))
     assert {e.method for e in proxy.entries()} == {"CONNECT"}
     assert_served(tls_server)
+
+
+@pytest.mark.parametrize("password", ["p@ss/w#rd:x", "a%41b c"])
+def test_a_proxy_password_with_url_characters_from_a_secret(
+        password: str, server: LocalServer, debug_logs: pytest.LogCaptureFixture,
+        make_driver: Callable[..., Driver]) -> None:
+    # '@', '/', '#', ':' and '%' inside a secret are part of the password, not of the URL.
+    script(server)
+    with ForwardProxy(credentials=(PROXY_USER, password)) as proxy:
+        spec = job(server.url,
+                   proxy=f"http://{PROXY_USER}:secret://proxy-pass@127.0.0.1:{proxy.port}")
+        result, run = fire_and_wait(make_driver(secrets={"proxy-pass": password}), spec)
+        assert result.ok, result.error
+        assert {e.auth for e in proxy.entries()} == {"right"}
+    texts = everything_shown(result, run, debug_logs)
+    assert not any(password in text for text in texts)
