@@ -305,6 +305,7 @@ class AsyncEngine(_Base):
         self._sleep = sleep
         self._sender = AiohttpSender(client=client, pool_size=pool_size, tls=self._tls,
                                      proxies=self._proxies)
+        self._pending: dict[str, asyncio.Future[str | None]] = {}
 
     async def aclose(self) -> None:
         await self._sender.aclose()
@@ -335,11 +336,24 @@ class AsyncEngine(_Base):
                     await self._sleep(action.seconds)
             elif isinstance(action, Resolve):
                 value, todo = self._recent_values(action)
-                got = {n: await resolve_async(self._resolvers, n) for n in todo}
+                got = {n: await self._lookup(n, shared=not action.fresh) for n in todo}
                 self._remember(got)
                 value.update(got)
             else:  # pragma: no cover
                 raise TypeError(action)
+
+    async def _lookup(self, name: str, *, shared: bool) -> str | None:
+        """Resolve one secret. Polls share a lookup already under way: a triggerer starting a
+        thousand waits on one spec asks the resolvers (an Airflow connection, a vault) once,
+        not a thousand times before the first answer is remembered."""
+        if not shared:
+            return await resolve_async(self._resolvers, name)
+        pending = self._pending.get(name)
+        if pending is None:
+            pending = self._pending[name] = asyncio.ensure_future(
+                resolve_async(self._resolvers, name))
+            pending.add_done_callback(lambda _: self._pending.pop(name, None))
+        return await asyncio.shield(pending)
 
     async def fire(self, spec: JobSpec, context: Mapping[str, Any] | None = None, *,
                    scheduled_time: datetime | None = None, render: bool = True) -> TriggerResult:

@@ -24,7 +24,7 @@ from ._http import CERT_HINT
 from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec, _Connects
 from ._results import Attempt, RunResult, RunState, TriggerResult
 from ._retry import next_delay, parse_retry_after, poll_error_delay
-from ._secrets import SECRET_RE, Redactor, find_references, substitute
+from ._secrets import REDACTED_RECORD, SECRET_RE, Redactor, find_references, substitute
 from ._targets import HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, preset_for
 from ._templates import needs_render, render_spec, template_context
 
@@ -174,7 +174,7 @@ class EngineState:
             return
         message = self.redactor.text(message)
         if log:
-            logger.log(level, "%s: %s", job, message)
+            logger.log(level, "%s: %s", job, message, extra=REDACTED_RECORD)
         if self.on_event is not None:
             self.on_event(Event(kind, job, message, self.redactor.obj(data)))
 

@@ -147,6 +147,7 @@ class Proxies:
         self._env = env
         self._chosen: dict[tuple[str, str], str | None] = {}
         self._ignored: set[str] = set()
+        self._any = any(name != "no" for name in env)
         for name, value in env.items():
             if name == "no":
                 continue
@@ -156,6 +157,8 @@ class Proxies:
 
     def for_url(self, url: str) -> str | None:
         """The proxy to send ``url`` through, or None for a direct connection."""
+        if not self._any:
+            return None
         parts = urlsplit(url)
         key = (parts.scheme, parts.netloc)
         if key in self._chosen:

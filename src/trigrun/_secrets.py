@@ -191,8 +191,15 @@ LOGGERS = ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", 
            "httpcore.proxy", "httpcore.socks", "trigrun")
 
 
+# Set on records whose message the emitting engine has already redacted (see
+# ``EngineState.emit``): the filter need not read them again.
+REDACTED_RECORD = {"trigrun_redacted": True}
+
+
 class _RedactingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "trigrun_redacted", False):
+            return True
         redactors = list(_LIVE)
         if not redactors:
             return True

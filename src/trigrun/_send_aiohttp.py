@@ -106,6 +106,7 @@ class AiohttpSender:
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._proxy_parts: dict[str, tuple[URL, dict[str, str] | None]] = {}
+        self._urls: dict[str, URL] = {}
         self._warned = False
 
     def session(self) -> aiohttp.ClientSession:
@@ -164,10 +165,9 @@ class AiohttpSender:
         ssl: Any = True
         if a.url.startswith("https:") and (not given or a.verify is not True or a.cert):
             ssl = self._tls.get(a.verify, a.cert, a.trust_env)
-        parts = urlsplit(a.url)
-        url = URL(f"{parts.scheme}://{parts.netloc}{wire_target(a.url)}", encoded=True)
+        url = self._url(a.url)
         headers = a.headers
-        if proxy_headers and parts.scheme.lower() == "http":
+        if proxy_headers and url.scheme == "http":
             # A forwarded http:// request carries the proxy's credentials itself: aiohttp
             # sends ``proxy_headers`` only with a CONNECT.
             headers = {**a.headers, **proxy_headers}
@@ -192,6 +192,18 @@ class AiohttpSender:
                                   resp.reason)
             return HttpReply(resp.status, {k.lower(): v for k, v in resp.headers.items()},
                              bytes(body), truncated)
+
+    def _url(self, text: str) -> URL:
+        """The URL to send, target as written; kept, since a wait polls one URL many times."""
+        url = self._urls.get(text)
+        if url is None:
+            parts = urlsplit(text)
+            url = URL(f"{parts.scheme.lower()}://{parts.netloc}{wire_target(text)}",
+                      encoded=True)
+            if len(self._urls) >= 8192:
+                self._urls.clear()
+            self._urls[text] = url
+        return url
 
     async def _send_httpx(self, client: httpx.AsyncClient, a: Send) -> Outcome:
         if not self._warned and (a.verify is not True or a.cert or a.proxy):
