@@ -44,7 +44,7 @@ LABELS = {
     "dbt_loop": "`DbtCloudRunJobTrigger`-style loop (aiohttp session per poll)",
     "aiohttp_shared": "reference: hand-written loop, one shared aiohttp session",
     "trigrun_wait_nogrid": "ablation: trigrun, exact sleeps (no wake-up coalescing)",
-    "trigrun_wait_httpx": "ablation: trigrun on httpx `AsyncClient`, exact sleeps (before)",
+    "trigrun_wait_httpx": "ablation: trigrun on a given httpx `AsyncClient`, exact sleeps",
 }
 PEER_CONTENDERS = ("http_sensor", "dbt_loop")  # what users would pick instead
 
