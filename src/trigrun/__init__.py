@@ -6,6 +6,7 @@ from ._exceptions import (
     RunTimeout,
     SecretNotFound,
     SpecError,
+    SpecValidationError,
     TriggerFailed,
     TrigRunError,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "RunTimeout",
     "SecretNotFound",
     "SpecError",
+    "SpecValidationError",
     "TrigRunError",
     "TriggerFailed",
     "TriggerResult",
