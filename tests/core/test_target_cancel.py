@@ -209,3 +209,19 @@ def test_dagster_suspended_run_is_still_going(server: LocalServer, clock: FakeCl
     run = driver.wait(fired)
     assert run.state is trigrun.RunState.SUCCESS
     assert run.polls == 4  # STARTED, SUSPENDED, SUSPENDED, SUCCESS
+
+
+def test_a_wait_whose_deadline_finds_the_run_ended_reports_that_end(
+        server: LocalServer, make_driver: Callable[..., Driver]) -> None:
+    # The run ends between the last poll and the deadline's cancel: the cancel's read sees it,
+    # the run is left as it is, and the wait reports how it ended rather than a timeout.
+    airflow = FakeAirflow(server)
+    airflow.add_run("etl", "manual__1", "running")
+    airflow.runs[("etl", "manual__1")].states = ["running", "running", "running", "success"]
+    spec = trigrun.JobSpec.model_validate({"name": "af", "target": {
+        "type": "airflow", "base_url": airflow.base_url, "dag_id": "etl", "api_version": "v2"}})
+    run = make_driver().wait(spec, "manual__1", poll_interval=10, timeout=15)
+    assert run.state is trigrun.RunState.SUCCESS, run.message
+    assert "ended success" in run.message
+    assert airflow.runs[("etl", "manual__1")].state == "success"
+    assert not [r for r in server.requests if r.method == "PATCH"]
