@@ -279,14 +279,21 @@ def what_failed(kind: str, exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {detail[:300]}"
 
 
+def classify_tls(exc: BaseException, timeout: float) -> tuple[str, bool, str | None] | None:
+    """A TLS failure that the same request would meet again (so not retried), with the fix;
+    None for anything else. Shared by both engines: the libraries wrap the ``ssl`` error."""
+    for test, hint in ((wants_client_cert, CLIENT_CERT_HINT), (rejected_certificate, CERT_HINT),
+                       (refused_handshake, HANDSHAKE_HINT)):
+        if test(exc):
+            return what_failed("connect", exc, timeout), True, hint
+    return None
+
+
 def classify_httpx(exc: Exception, timeout: float) -> tuple[str, bool, str | None]:
     """(what failed, permanent, hint) for an exception of httpx or the socket layer."""
-    if wants_client_cert(exc):
-        return what_failed("connect", exc, timeout), True, CLIENT_CERT_HINT
-    if rejected_certificate(exc):
-        return what_failed("connect", exc, timeout), True, CERT_HINT
-    if refused_handshake(exc):
-        return what_failed("connect", exc, timeout), True, HANDSHAKE_HINT
+    tls = classify_tls(exc, timeout)
+    if tls is not None:
+        return tls
     if isinstance(exc, httpx.TimeoutException):
         return what_failed("timeout", exc, timeout), False, None
     if isinstance(exc, httpx.ProxyError):

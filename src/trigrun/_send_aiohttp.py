@@ -30,18 +30,14 @@ from yarl import URL
 from ._flow import Outcome, Send
 from ._http import (
     CERT_HINT,
-    CLIENT_CERT_HINT,
-    HANDSHAKE_HINT,
     Proxies,
     TlsContexts,
     classify_httpx,
+    classify_tls,
     httpx_proxied,
     is_timeout,
     proxy_refusal,
-    refused_handshake,
-    rejected_certificate,
     set_target,
-    wants_client_cert,
     what_failed,
     wire_target,
 )
@@ -66,12 +62,11 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
 
 def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, str | None]:
     """(what failed, permanent, hint) for an exception of aiohttp or the socket layer."""
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError) or rejected_certificate(exc):
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return what_failed("connect", exc, timeout), True, CERT_HINT
-    if wants_client_cert(exc):
-        return what_failed("connect", exc, timeout), True, CLIENT_CERT_HINT
-    if refused_handshake(exc):
-        return what_failed("connect", exc, timeout), True, HANDSHAKE_HINT
+    tls = classify_tls(exc, timeout)
+    if tls is not None:
+        return tls
     if is_timeout(exc):
         return what_failed("timeout", exc, timeout), False, None
     if isinstance(exc, aiohttp.ClientHttpProxyError):
