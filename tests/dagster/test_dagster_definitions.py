@@ -271,3 +271,27 @@ def test_import_is_lazy_until_a_name_is_used() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True)
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_component_connection_settings_reach_the_resource() -> None:
+    defs = _component_defs({
+        "jobs": [{"name": "J", "request": {"url": "https://h.example.com/x"}}],
+        "proxy_env": "CORP_PROXY_URL", "ca_bundle": "system", "cert": "/etc/client.pem",
+        "cert_key": "/etc/client.key", "trust_env": False})
+    resource = defs.resources["trigrun"]  # type: ignore[index]
+    assert isinstance(resource.proxy, dg.EnvVar)  # the UI shows the name, never the URL
+    assert resource.proxy == "CORP_PROXY_URL"
+    assert (resource.ca_bundle, resource.cert, resource.cert_key, resource.trust_env) == (
+        "system", "/etc/client.pem", "/etc/client.key", False)
+
+
+def test_component_refuses_a_proxy_password_in_plain_text() -> None:
+    with pytest.raises(Exception, match="TrigRunComponent") as info:
+        _component_defs({"jobs": [{"name": "J", "request": {"url": "https://h.example.com/x"}}],
+                         "proxy": "http://user:hunter2-pw@proxy.corp:3128"})
+    chain: list[BaseException] = []
+    exc: BaseException | None = info.value
+    while exc is not None and len(chain) < 20:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    assert any("proxy_env" in str(e) for e in chain), chain
