@@ -15,7 +15,7 @@ import trigrun
 from tests.helpers.clock import FakeClock
 from tests.helpers.drive import Driver
 from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud
-from tests.helpers.httpserver import LocalServer
+from tests.helpers.httpserver import LocalServer, Reply
 from trigrun import RunState
 
 
@@ -395,3 +395,21 @@ def test_poll_events_say_when_the_state_is_new(httpx_mock: HTTPXMock, target: Ta
     # What the Airflow trigger and the Dagster resource log at INFO: the new states that
     # are not the end (the end is logged with the outcome).
     assert [is_quiet_poll(e) for e in polls] == [False, True, False, True, True]
+
+
+@pytest.mark.integration
+def test_waiting_on_a_fire_without_a_run_id_is_a_trigrun_error(server: LocalServer,
+                                                               engine_kind: str) -> None:
+    # A 2xx trigger reply the preset cannot read a run id from: the result says so, and
+    # waiting on it raises the public error tree's root, never a bare ValueError.
+    server.on("POST", "/trigger", Reply(200, json={"accepted": True}))
+    job = trigrun.JobSpec.model_validate({
+        "name": "no id", "request": {"url": f"{server.url}/trigger"},
+        "wait": {"status_url": f"{server.url}/runs/{{run_id}}", "run_id_path": "id",
+                 "status_path": "state"}})
+    with Driver(engine_kind) as d:
+        result = d.fire(job)
+        assert result.run_id is None
+        with pytest.raises(trigrun.TrigRunError, match="no run id") as err:
+            d.wait(result)
+    assert not isinstance(err.value, ValueError)
