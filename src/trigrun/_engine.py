@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlsplit
 import aiohttp
 import httpx
 
+from ._batch import OriginLimit, PollGroup, next_start, pause_until
 from ._exceptions import TrigRunError
 from ._flow import (
     EngineState,
@@ -26,15 +27,18 @@ from ._flow import (
     Flow,
     JobFlows,
     Outcome,
+    PollRun,
     Resolve,
     Send,
     Sleep,
     idempotency_key,
+    logger,
     prepare,
 )
 from ._http import Proxies, TlsContexts
 from ._models import JobSpec
 from ._results import RunResult, RunState, TriggerResult
+from ._retry import parse_retry_after
 from ._secrets import AnyResolver, SecretsArg, normalize_resolvers, resolve_async, resolve_sync
 from ._send_aiohttp import AiohttpSender
 from ._send_httpx import HttpxSender
@@ -206,6 +210,8 @@ class Engine(_Base):
             value = None  # a finished reply must not stay alive while the flow sleeps
             if isinstance(action, Send):
                 value = self._send(action)
+            elif isinstance(action, PollRun):
+                value = self._run(action.flows.poll(action.run_id))
             elif isinstance(action, Sleep):
                 self._sleep(action.seconds)
             elif isinstance(action, Resolve):
@@ -288,6 +294,13 @@ async def coalesced_sleep(seconds: float) -> None:
         handle.cancel()
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, by slicing (on every send: no parse, one string)."""
+    i = url.find("://")
+    j = url.find("/", i + 3) if i >= 0 else -1
+    return url if j < 0 else url[:j]
+
+
 class AsyncEngine(_Base):
     """Async engine: the same methods, awaited, plus ``fire_many``. One shared connection pool.
 
@@ -295,17 +308,36 @@ class AsyncEngine(_Base):
     most ``pool_size`` connections, kept alive between polls. ``client=`` takes an
     ``aiohttp.ClientSession`` or an ``httpx.AsyncClient`` (for pytest-httpx and respx), used
     as given.
+
+    Waits on one target share a poll group (``batch_polls``, on by default): the status
+    checks they ask for within ``batch_window`` seconds go out as one batched request where
+    the target's preset has a batch API (docs/batching.md). Batching needs the engine's own
+    clock: an injected ``sleep`` polls per run. Every send to one origin goes through that
+    origin's limiter: a 429 / 503 with Retry-After pauses the origin for every wait, fire and
+    cancel at once, and ``max_requests_per_second`` (a number for every origin, or a mapping
+    ``{"https://host": n}``) caps the rate per origin.
     """
 
     def __init__(self, *, secrets: SecretsArg = None,
                  client: aiohttp.ClientSession | httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 pool_size: int = 100, **kwargs: Any) -> None:
+                 pool_size: int = 100, batch_polls: bool = True, batch_window: float = 0.25,
+                 max_requests_per_second: float | Mapping[str, float] | None = None,
+                 max_pause_seconds: float = 300.0, **kwargs: Any) -> None:
         super().__init__(secrets=secrets, **kwargs)
+        if batch_window <= 0:
+            raise ValueError("batch_window must be > 0 seconds")
         self._sleep = sleep
         self._sender = AiohttpSender(client=client, pool_size=pool_size, tls=self._tls,
                                      proxies=self._proxies)
         self._pending: dict[str, asyncio.Future[str | None]] = {}
+        self._batch = batch_polls and sleep is asyncio.sleep
+        self._window = batch_window
+        self._groups: dict[Any, PollGroup] = {}
+        self._groups_loop: asyncio.AbstractEventLoop | None = None
+        self._rps = max_requests_per_second
+        self._max_pause = max_pause_seconds
+        self._limits: dict[str, OriginLimit] = {}
 
     async def aclose(self) -> None:
         await self._sender.aclose()
@@ -317,7 +349,60 @@ class AsyncEngine(_Base):
         await self.aclose()
 
     async def _send(self, a: Send) -> Outcome:
-        return await self._sender.send(self._with_defaults(a))
+        origin = origin_of(a.url)
+        limit = self._limits.get(origin)
+        if limit is None:
+            limit = self._limits[origin] = self._new_limit(origin)
+        now = self.state.monotonic()
+        if limit.gap or limit.paused_until > now or limit.next_free > now:
+            # A job that ignores Retry-After is not held by a pause (the ceiling still holds).
+            paused = limit.paused_until if a.retry_after_cap > 0 else 0.0
+            start, next_free = next_start(now, paused, limit.next_free, limit.gap)
+            if start > now:
+                limit.next_free = next_free
+                await self._sleep(start - now)
+            elif limit.gap:
+                limit.next_free = next_free
+        outcome = await self._sender.send(self._with_defaults(a))
+        reply = outcome.reply
+        if reply is not None and reply.status_code in (429, 503) and a.retry_after_cap > 0:
+            self._observe(limit, origin, reply.status_code, reply.headers.get("retry-after"),
+                          min(self._max_pause, a.retry_after_cap))
+        return outcome
+
+    def _new_limit(self, origin: str) -> OriginLimit:
+        rps = self._rps
+        if isinstance(rps, Mapping):
+            rps = rps.get(origin) or rps.get(origin.lower())
+        return OriginLimit(gap=1.0 / rps if rps else 0.0)
+
+    def _observe(self, limit: OriginLimit, origin: str, status: int, header: str | None,
+                 cap: float) -> None:
+        if header is None:
+            return
+        now = self.state.monotonic()
+        before = limit.paused_until
+        limit.paused_until = pause_until(status, parse_retry_after(header, self.state.now()), now,
+                                         before, cap)
+        if limit.paused_until > now and before <= now:
+            host = origin.rsplit("@", 1)[-1].split("//")[-1]  # no userinfo in the log
+            logger.info("%s answered HTTP %d with Retry-After: every request to it waits "
+                        "%.1fs", self.state.redactor.text(host), status, limit.paused_until - now)
+
+    def _group(self, scope: Any) -> PollGroup:
+        loop = asyncio.get_running_loop()
+        if self._groups_loop is not loop:  # groups hold futures and timers of one loop
+            self._groups, self._groups_loop = {}, loop
+        group = self._groups.get(scope)
+        if group is None:
+            group = self._groups[scope] = PollGroup(self._run, self._window, NO_CONTEXT)
+        return group
+
+    async def _poll_run(self, action: PollRun) -> Any:
+        scope = action.flows.batch_scope() if self._batch else None
+        if scope is None:
+            return await self._run(action.flows.poll(action.run_id))
+        return await self._group(scope).poll(action.flows, action.run_id)
 
     async def _run(self, flow: Flow) -> Any:
         value: Any = None
@@ -329,6 +414,8 @@ class AsyncEngine(_Base):
             value = None  # a finished reply must not stay alive while the flow sleeps
             if isinstance(action, Send):
                 value = await self._send(action)
+            elif isinstance(action, PollRun):
+                value = await self._poll_run(action)
             elif isinstance(action, Sleep):
                 if self._sleep is asyncio.sleep:
                     await coalesced_sleep(action.seconds)

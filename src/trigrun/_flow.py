@@ -44,6 +44,9 @@ class Send:
     # Resolved: may hold credentials. Never logged; engines key their clients on it.
     proxy: str | None = field(default=None, repr=False)
     trust_env: bool = True
+    # The job's cap on a server's Retry-After (0: the job ignores Retry-After). The async
+    # engine's per-origin pause honours it: such a job neither pauses the origin nor waits.
+    retry_after_cap: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,17 @@ def _unsendable(url: str, headers: Mapping[str, str], proxy: str | None) -> str 
     return None
 
 
-Action = Send | Sleep | Resolve
+@dataclass(frozen=True, eq=False)
+class PollRun:
+    """One status check of a wait. The sync engine runs ``flows.poll(run_id)``; the async engine
+    may answer it from a batched request of the wait's poll group. Either way the answer is
+    what ``poll`` returns: a RunStatus, or the Outcome of a failed check."""
+
+    flows: JobFlows
+    run_id: str
+
+
+Action = Send | Sleep | Resolve | PollRun
 Flow = Generator[Action, Any, Any]
 
 
@@ -226,6 +239,9 @@ def spec_references(spec: JobSpec) -> tuple[str, ...]:
     return refs
 
 
+_UNSET: Any = object()
+
+
 class JobFlows:
     """The flows for one (rendered) spec: fire, wait, poll, cancel."""
 
@@ -236,6 +252,24 @@ class JobFlows:
         self.secrets: dict[str, str] = {}
         self.key = key
         self._status_calls: dict[str, HttpCall] = {}
+        self._scope: Any = _UNSET
+
+    def batch_scope(self) -> Any:
+        """The poll group this job's waits join (None: poll per run): the preset's batch scope
+        plus everything that makes one request stand for another, the auth (as written, with
+        its references: one engine resolves a reference to one value) and the connection
+        settings. Computed once per JobFlows."""
+        if self._scope is _UNSET:
+            scope = self.preset.batch_key() if self.spec.wait.batch else None
+            if scope is not None:
+                conn = connection_settings(self.spec)
+                auth = self.spec.auth.model_dump_json() if self.spec.auth is not None else None
+                req = self.spec.request
+                scope = (scope, auth, tuple(sorted(self.preset.base_headers().items())),
+                         (conn.verify, conn.cert, conn.proxy, conn.trust_env) if conn else None,
+                         req.timeout_seconds if req else None, self.spec.max_response_bytes)
+            self._scope = scope
+        return self._scope
 
     # -- secrets and sending ---------------------------------------------------------------
     def _resolve(self, refs: tuple[str, ...], fresh: bool = True) -> Flow:
@@ -350,13 +384,15 @@ class JobFlows:
             secret_headers |= set(extra_headers)
         # Read past the cap, so a secret straddling it is whole when redacted (see ``keep``).
         limit = max(self.state.read_limit, self.spec.max_response_bytes + 4096)
+        policy = self.spec.retry_policy
+        ra_cap = policy.max_retry_after_seconds if policy.respect_retry_after else 0.0
         for _hop in range(10):
             bad = _unsendable(url, headers, proxy)
             if bad is not None:
                 return Outcome(None, self.state.redactor.text(bad), 0.0, permanent=True,
                                hint=LOCAL_HINT)
             outcome: Outcome = yield Send(call.method, url, headers, content, timeout, verify,
-                                          limit, cert, proxy, trust_env)
+                                          limit, cert, proxy, trust_env, ra_cap)
             reply = outcome.reply
             if outcome.error is not None:
                 outcome = replace(outcome, error=self.state.redactor.text(outcome.error))
@@ -576,10 +612,39 @@ class JobFlows:
             status = self.preset.parse_status(reply)
         except PresetError as exc:
             status = RunStatus(RunState.UNKNOWN, None, str(exc))
+        return self._redacted(status)
+
+    def _redacted(self, status: RunStatus) -> RunStatus:
         # The raw status ends up in RunResult, metadata and logs: a server may echo a secret.
         red = self.state.redactor
         return replace(status, raw=red.obj(status.raw), message=red.text(status.message),
                        run_url=red.text(status.run_url) if status.run_url else None)
+
+    def poll_batch(self, run_ids: list[str], call: HttpCall) -> Flow:
+        """One batched status request (``call``, from ``preset.batch_calls``) with this job's
+        auth: {run id: RunStatus} for the runs the reply shows, or the Outcome of a failed
+        request. A 2xx reply that cannot be read is a failed check (transient, counted by each
+        wait like a 5xx), not an end: a proxy's error page must not end a thousand waits."""
+        yield from self.resolve_all(fresh=False)
+        outcome: Outcome = yield from self.send(call)
+        reply = outcome.reply
+        if reply is None or not reply.ok:
+            return outcome
+        if reply.truncated:
+            return None  # larger than the read limit: the group reads these runs on their own
+        try:
+            found = self.preset.parse_batch(reply, run_ids)
+        except PresetError as exc:
+            return Outcome(None, self.state.redactor.text(
+                f"the batched status reply could not be read ({exc})"), outcome.duration_ms)
+        # Runs in one state share one RunStatus (the presets cache them): redact each once.
+        done: dict[int, RunStatus] = {}
+        for rid, status in found.items():
+            red = done.get(id(status))
+            if red is None:
+                red = done[id(status)] = self._redacted(status)
+            found[rid] = red
+        return found
 
     def _result(self, run_id: str, run_url: str | None, polls: int, started: float,
                 state: RunState, message: str, raw: Any = None) -> RunResult:
@@ -604,13 +669,14 @@ class JobFlows:
         errors = 0
         last_state: RunState | None = None
         run_url = run_url or self.preset.run_url(run_id)
+        check = PollRun(self, run_id)  # one action object for every poll of this wait
 
         while True:
             if not self.preset.supports_wait:
                 return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}: target {self.preset.name!r} "
                             "cannot report run state; set wait.status_url")
             polled_at = st.monotonic()
-            got = yield from self.poll(run_id)
+            got = yield check
             polls += 1
             if isinstance(got, RunStatus):
                 errors = 0

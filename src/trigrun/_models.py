@@ -183,6 +183,9 @@ class WaitSpec(_Model):
     timeout_seconds: float = Field(86400.0, gt=0, description="The wait's own deadline.")
     cancel_on_timeout: bool = True
     max_consecutive_poll_errors: int = Field(5, ge=1, description="Transient poll failures in a row before giving up.")
+    batch: bool = Field(True, description="Let the async engine check this run in one batched "
+                        "status request with the other runs it waits on at the same target "
+                        "(docs/batching.md); false: poll this run on its own.")
     # Webhook preset: how to find and read the run.
     status_url: str | None = Field(None, description="Webhook: status URL, `{run_id}` is replaced.")
     run_id_path: str | None = Field(None, description="Webhook: dotted path of the run id in the trigger response.")

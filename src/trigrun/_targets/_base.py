@@ -189,6 +189,24 @@ class Preset:
     def run_url(self, run_id: str) -> str | None:
         return None
 
+    # -- batched status polls (the async engine's poll groups) --------------------------------
+    def batch_key(self) -> Any:
+        """None: the target has no batch status API, so every wait polls its own run. Else a
+        hashable scope the batched request covers (an origin plus a DAG, an account's job, a
+        GraphQL endpoint, an API root). The engine adds the job's auth and connection settings,
+        so waits share a group only when one request can stand for all of them."""
+        return None
+
+    def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
+        """The batched status requests (pages) that cover ``run_ids``."""
+        raise NotImplementedError
+
+    def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
+        """The states of the runs one reply shows, by run id. A run the reply does not show is
+        absent (the engine reads it on its own); a reply that cannot be read is a
+        ``PresetError``."""
+        raise NotImplementedError
+
     def auth_base_url(self) -> str | None:
         """Where ``/auth/token`` lives, for the ``airflow_password`` auth."""
         return None

@@ -51,6 +51,16 @@ STATUS = """query TrigrunStatus($runId: ID!) {
     ... on Error { message }
   }
 }"""
+# One query for many runs (RunsFilter.runIds); the limit is the page size, so every run asked
+# for can come back.
+BATCH = """query TrigrunBatchStatus($filter: RunsFilter!, $limit: Int) {
+  runsOrError(filter: $filter, limit: $limit) {
+    __typename
+    ... on Runs { results { runId status } }
+    ... on Error { message }
+  }
+}"""
+BATCH_SIZE = 100
 TERMINATE = """mutation TrigrunTerminate($runId: String!) {
   terminateRun(runId: $runId) {
     __typename
@@ -69,8 +79,7 @@ class DagsterPreset(Preset):
         return self.target.base_url.rstrip("/")
 
     def _gql(self, query: str, variables: dict[str, Any], purpose: str) -> HttpCall:
-        url = self.spec.request.url if self.spec.request is not None else f"{self.base}/graphql"
-        return HttpCall("POST", url, {**JSON_HEADERS, **self.base_headers()},
+        return HttpCall("POST", self._gql_url(), {**JSON_HEADERS, **self.base_headers()},
                         json={"query": query, "variables": variables}, purpose=purpose)
 
     @staticmethod
@@ -134,11 +143,31 @@ class DagsterPreset(Preset):
         if node.get("__typename") != "Run":
             return RunStatus(RunState.UNKNOWN, node.get("__typename"),
                              f"Dagster: {node.get('__typename')}: {node.get('message')}")
-        raw = node.get("status")
-        state = STATES.get(str(raw))
-        if state is None:
-            return RunStatus(RunState.UNKNOWN, raw, f"unknown Dagster run status {raw!r}")
-        return RunStatus(state, raw, f"Dagster run status {raw}")
+        return _status(node.get("status"))
+
+    def batch_key(self) -> Any:
+        return ("dagster", self._gql_url())
+
+    def _gql_url(self) -> str:
+        return self.spec.request.url if self.spec.request is not None else f"{self.base}/graphql"
+
+    def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
+        return [self._gql(BATCH, {"filter": {"runIds": run_ids[i:i + BATCH_SIZE]},
+                                  "limit": len(run_ids[i:i + BATCH_SIZE])}, "status")
+                for i in range(0, len(run_ids), BATCH_SIZE)]
+
+    def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
+        node = self._data(reply, "runsOrError")
+        if node.get("__typename") != "Runs":
+            raise PresetError(f"Dagster: {node.get('__typename')}: {node.get('message')}")
+        results = node.get("results")
+        if not isinstance(results, list):
+            raise PresetError("the Dagster runsOrError reply has no results list")
+        found: dict[str, RunStatus] = {}
+        for run in results:
+            if isinstance(run, dict) and run.get("runId") is not None:
+                found[str(run["runId"])] = _status(run.get("status"))
+        return found
 
     def cancel_call(self, run_id: str) -> HttpCall | None:
         return self._gql(TERMINATE, {"runId": run_id}, "cancel")
@@ -171,6 +200,23 @@ class DagsterPreset(Preset):
 
     def run_url(self, run_id: str) -> str | None:
         return f"{self.base}/runs/{run_id}"
+
+
+_STATUSES: dict[Any, RunStatus] = {}
+
+
+def _status(raw: Any) -> RunStatus:
+    """The RunStatus of a Dagster run status, one shared object per value (a batch of a
+    thousand runs holds a handful of states)."""
+    hit = _STATUSES.get(raw) if isinstance(raw, str) else None
+    if hit is not None:
+        return hit
+    state = STATES.get(str(raw))
+    if state is None:
+        return RunStatus(RunState.UNKNOWN, raw, f"unknown Dagster run status {raw!r}")
+    status = RunStatus(state, raw, f"Dagster run status {raw}")
+    _STATUSES[raw] = status
+    return status
 
 
 def _with_tag(body: dict[str, Any], key: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ STATUS = {
 }
 STATUS_NAMES = {1: "Queued", 2: "Starting", 3: "Running", 10: "Success", 20: "Error", 30: "Cancelled"}
 ACTIVE = (1, 2, 3)
+BATCH_SIZE = 100  # dbt Cloud's largest page
 
 
 class DbtCloudPreset(Preset):
@@ -61,8 +62,10 @@ class DbtCloudPreset(Preset):
         data = reply.json()
         return self._ref(data.get("data") if isinstance(data, dict) else None)
 
-    def _runs_query(self, statuses: tuple[int, ...] | None = None) -> str:
-        q = f"{self._account}/runs/?job_definition_id={quote(str(self.target.job_id), safe='')}&order_by=-id&limit=20"
+    def _runs_query(self, statuses: tuple[int, ...] | None = None, *, limit: int = 20,
+                    order: str = "-id") -> str:
+        q = (f"{self._account}/runs/?job_definition_id={quote(str(self.target.job_id), safe='')}"
+             f"&order_by={order}&limit={limit}")
         if statuses:
             q += "&status__in=" + quote(str(list(statuses)).replace(" ", ""), safe="")
         return q
@@ -85,15 +88,27 @@ class DbtCloudPreset(Preset):
 
     def parse_status(self, reply: HttpReply) -> RunStatus:
         data = reply.json()
-        run = data.get("data") if isinstance(data, dict) else None
-        raw = run.get("status") if isinstance(run, dict) else None
-        if not isinstance(raw, int) or raw not in STATUS:
-            return RunStatus(RunState.UNKNOWN, raw, f"unknown dbt Cloud run status {raw!r}")
-        state = STATUS[raw]
-        msg = STATUS_NAMES[raw]
-        if isinstance(run, dict) and run.get("status_message"):
-            msg += f": {run['status_message']}"
-        return RunStatus(state, raw, msg, run.get("href") if isinstance(run, dict) else None)
+        return _status(data.get("data") if isinstance(data, dict) else None)
+
+    def batch_key(self) -> Any:
+        # The runs list filters by job and status, not by run id: the batch is the job's
+        # active runs, and a run that ended is absent and read on its own once (the read
+        # that reports its end, with its status message).
+        return ("dbt_cloud", self._account, str(self.target.job_id))
+
+    def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
+        base, headers = self._runs_query(ACTIVE, limit=BATCH_SIZE, order="id"), self._headers()
+        return [HttpCall("GET", f"{base}&offset={offset}", headers, purpose="status")
+                for offset in range(0, len(run_ids), BATCH_SIZE)]
+
+    def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
+        data = reply.json()
+        runs = data.get("data") if isinstance(data, dict) else None
+        if not isinstance(runs, list):
+            raise PresetError("the dbt Cloud runs reply has no data list")
+        return {str(r["id"]): _status(r) for r in runs
+                if isinstance(r, dict) and r.get("id") is not None}
+
 
     def cancel_call(self, run_id: str) -> HttpCall | None:
         return HttpCall("POST", f"{self._account}/runs/{quote(run_id, safe='')}/cancel/",
@@ -123,3 +138,14 @@ class DbtCloudPreset(Preset):
     def run_url(self, run_id: str) -> str | None:
         base = self.target.base_url.rstrip("/")
         return f"{base}/deploy/{self.target.account_id}/projects/-/runs/{run_id}/"
+
+
+def _status(run: Any) -> RunStatus:
+    raw = run.get("status") if isinstance(run, dict) else None
+    if not isinstance(raw, int) or raw not in STATUS:
+        return RunStatus(RunState.UNKNOWN, raw, f"unknown dbt Cloud run status {raw!r}")
+    assert isinstance(run, dict)
+    msg = STATUS_NAMES[raw]
+    if run.get("status_message"):
+        msg += f": {run['status_message']}"
+    return RunStatus(STATUS[raw], raw, msg, run.get("href"))

@@ -20,6 +20,8 @@ STATES = {
     "CRASHED": RunState.FAILED,
     "CANCELLED": RunState.CANCELLED,
 }
+# Prefect's default (and, unless the server raises PREFECT_API_DEFAULT_LIMIT, largest) page.
+BATCH_SIZE = 200
 ACTIVE = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"]
 
 
@@ -68,16 +70,25 @@ class PrefectPreset(Preset):
                         purpose="status")
 
     def parse_status(self, reply: HttpReply) -> RunStatus:
+        return _status(reply.json())
+
+    def batch_key(self) -> Any:
+        return ("prefect", self.base)
+
+    def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
+        url, headers = f"{self.base}/flow_runs/filter", self._headers()
+        return [HttpCall("POST", url, headers, purpose="status",
+                         json={"flow_runs": {"id": {"any_": run_ids[i:i + BATCH_SIZE]}},
+                               "limit": len(run_ids[i:i + BATCH_SIZE])})
+                for i in range(0, len(run_ids), BATCH_SIZE)]
+
+    def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
         data = reply.json()
-        st = (data.get("state") or {}) if isinstance(data, dict) else {}
-        raw = st.get("type")
-        state = STATES.get(str(raw))
-        if state is None:
-            return RunStatus(RunState.UNKNOWN, raw, f"unknown Prefect state type {raw!r}")
-        msg = str(st.get("name") or raw)
-        if st.get("message"):
-            msg += f": {st['message']}"
-        return RunStatus(state, raw, msg)
+        if not isinstance(data, list):
+            raise PresetError("the Prefect flow_runs/filter reply is not a list of flow runs")
+        return {str(run["id"]): _status(run) for run in data
+                if isinstance(run, dict) and run.get("id") is not None}
+
 
     def cancel_call(self, run_id: str) -> HttpCall | None:
         # Never ``force``: forced, Prefect skips its orchestration rules and turns a run that
@@ -106,3 +117,26 @@ class PrefectPreset(Preset):
     def run_url(self, run_id: str) -> str | None:
         ui = self.target.ui_url or self.base.removesuffix("/api")
         return f"{ui.rstrip('/')}/runs/flow-run/{run_id}"
+
+
+_STATUSES: dict[tuple[Any, Any], RunStatus] = {}
+
+
+def _status(run: Any) -> RunStatus:
+    """The RunStatus of a flow run's JSON; shared per (type, name) when there is no message."""
+    st = (run.get("state") or {}) if isinstance(run, dict) else {}
+    raw = st.get("type")
+    state = STATES.get(str(raw))
+    if state is None:
+        return RunStatus(RunState.UNKNOWN, raw, f"unknown Prefect state type {raw!r}")
+    name, message = st.get("name"), st.get("message")
+    shared = not message and isinstance(name, (str, type(None)))
+    if shared and (hit := _STATUSES.get((raw, name))) is not None:
+        return hit
+    msg = str(name or raw)
+    if message:
+        msg += f": {message}"
+    status = RunStatus(state, raw, msg)
+    if shared and len(_STATUSES) < 256:
+        _STATUSES[(raw, name)] = status
+    return status
