@@ -545,3 +545,59 @@ def test_a_gzip_bomb_cannot_fill_memory(raw: Callable[..., RawServer], kind: str
     # aiohttp inflates in steps of a fixed size.
     limit = 160 if kind == "sync" else 40
     assert peak < limit << 20, f"peak {peak >> 20} MiB while reading a capped reply"
+
+
+def test_a_given_client_is_always_used_as_given(caplog: pytest.LogCaptureFixture) -> None:
+    import httpx
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"ok": True})
+
+    # A spec asking for its own CA bundle, client certificate and proxy used to make the
+    # engine build a client of its own and drop the caller's.
+    spec = trigrun.JobSpec.model_validate({"name": "given", "request": {
+        "url": "https://hook.example.com/x", "verify": "/nonexistent/ca.pem",
+        "cert": "/nonexistent/client.pem", "proxy": "http://proxy.example.com:3128"}})
+    with caplog.at_level("WARNING", logger="trigrun"), \
+            trigrun.Engine(secrets={}, client=httpx.Client(
+                transport=httpx.MockTransport(handler))) as engine:
+        result = engine.fire(spec, scheduled_time=SCHEDULED)
+
+    async def go() -> trigrun.TriggerResult:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as aclient, \
+                trigrun.AsyncEngine(secrets={}, client=aclient) as aengine:
+            return await aengine.fire(spec, scheduled_time=SCHEDULED)
+
+    aresult = asyncio.run(go())
+    assert result.ok, result.error
+    assert aresult.ok, aresult.error
+    assert seen == ["https://hook.example.com/x"] * 2
+    assert "left to that client" in caplog.text
+
+
+def test_a_given_aiohttp_session_is_used(raw: Callable[..., RawServer]) -> None:
+    import aiohttp
+
+    srv = raw(ok())
+    started: list[str] = []
+
+    async def on_start(session: object, ctx: object, params: aiohttp.TraceRequestStartParams) -> None:
+        started.append(str(params.url))
+
+    async def go() -> trigrun.TriggerResult:
+        trace = aiohttp.TraceConfig()
+        trace.on_request_start.append(on_start)
+        async with aiohttp.ClientSession(trace_configs=[trace]) as session, \
+                trigrun.AsyncEngine(secrets={}, client=session) as engine:
+            result = await engine.fire(trigrun.JobSpec.model_validate(
+                {"name": "session", "request": {"url": srv.url + "/hook"}}),
+                scheduled_time=SCHEDULED)
+            assert not session.closed  # the caller's session is the caller's to close
+            return result
+
+    result = asyncio.run(go())
+    assert result.ok, result.error
+    assert started == [srv.url + "/hook"]
