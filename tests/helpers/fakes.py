@@ -64,6 +64,7 @@ class FakeAirflow:
         self.valid_tokens: set[str] = set()
         self.token_requests = 0
         self.unauthorized = 0
+        self.batch_reads = 0
         self._nonce = itertools.count()
         self._lock = threading.Lock()
         base = "/api/v2/dags/{dag_id}/dagRuns"
@@ -141,9 +142,19 @@ class FakeAirflow:
                 return denied
             dag = req.params["dag_id"]
             wanted = set(req.query.get("state", []))
+            paged = "offset" in req.query  # trigrun's batched status read
+            if paged:
+                self.batch_reads += 1
+                for (d, _), r in self.runs.items():  # a list read is a read of every run
+                    if d == dag and r.states:
+                        r.state = r.states.pop(0) if len(r.states) > 1 else r.states[0]
             runs = [self._run_json(d, r) for (d, _), r in self.runs.items()
                     if d == dag and (not wanted or r.state in wanted)]
-        return Reply(200, json={"dag_runs": runs, "total_entries": len(runs)})
+            total = len(runs)
+            if paged:
+                offset = int(req.query["offset"][0])
+                runs = runs[offset:offset + int(req.query.get("limit", ["100"])[0])]
+        return Reply(200, json={"dag_runs": runs, "total_entries": total})
 
     def _patch(self, req: Recorded) -> Reply:
         with self._lock:
@@ -167,6 +178,7 @@ class FakeDbtCloud:
         self.trigger_delay = trigger_delay
         self.statuses = statuses or [1]
         self.runs: list[dict[str, Any]] = []
+        self.batch_reads = 0
         self._scripts: dict[int, list[int]] = {}
         self._lock = threading.Lock()
         acct = f"/api/v2/accounts/{account_id}"
@@ -192,11 +204,24 @@ class FakeDbtCloud:
 
     def _list(self, req: Recorded) -> Reply:
         with self._lock:
-            runs = sorted(self.runs, key=lambda r: -r["id"])
+            paged = "offset" in req.query  # trigrun's batched status read
+            if paged:
+                self.batch_reads += 1
+                for run in self.runs:  # a list read is a read of every run
+                    script = self._scripts[run["id"]]
+                    run["status"] = script.pop(0) if len(script) > 1 else script[0]
+            asc = req.query.get("order_by", ["-id"])[0] == "id"
+            runs = sorted(self.runs, key=lambda r: r["id"] if asc else -r["id"])
+            if "job_definition_id" in req.query:
+                job = int(req.query["job_definition_id"][0])
+                runs = [r for r in runs if r["job_definition_id"] == job]
             if "status__in" in req.query:
                 wanted = set(json.loads(req.query["status__in"][0]))
                 runs = [r for r in runs if r["status"] in wanted]
-            return Reply(200, json={"data": runs})
+            if paged:
+                offset = int(req.query["offset"][0])
+                runs = runs[offset:offset + int(req.query.get("limit", ["100"])[0])]
+            return Reply(200, json={"data": [dict(r) for r in runs]})
 
     def _find(self, run_id: str) -> dict[str, Any] | None:
         return next((r for r in self.runs if str(r["id"]) == run_id), None)
@@ -230,6 +255,7 @@ class FakeDagster:
         self.trigger_delay = trigger_delay
         self.statuses = statuses or ["QUEUED"]
         self.runs: list[dict[str, Any]] = []
+        self.batch_reads = 0
         self._lock = threading.Lock()
         server.on("POST", "/graphql", self._graphql)
 
@@ -254,6 +280,19 @@ class FakeDagster:
                 data = {"launchRun": {"__typename": "LaunchRunSuccess",
                                       "run": {"runId": run["runId"], "status": run["status"]}}}
                 return Reply(200, json={"data": data}, delay=self.trigger_delay)
+            if "runsOrError" in query and "runIds" in (variables.get("filter") or {}):
+                self.batch_reads += 1
+                ids = variables["filter"]["runIds"]
+                results = []
+                for rid in ids:
+                    found = self._find(rid)
+                    if found is not None:
+                        script = found["script"]
+                        found["status"] = script.pop(0) if len(script) > 1 else script[0]
+                        results.append({"runId": found["runId"], "status": found["status"]})
+                results = results[:variables.get("limit") or len(results)]
+                return Reply(200, json={"data": {"runsOrError": {"__typename": "Runs",
+                                                                 "results": results}}})
             if "runsOrError" in query:
                 flt = variables.get("filter") or {}
                 want_tags = {t["key"]: t["value"] for t in flt.get("tags") or []}
@@ -297,10 +336,14 @@ class FakePrefect:
     TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
     def __init__(self, server: LocalServer, *, deployments: dict[str, str] | None = None,
-                 state: str = "SCHEDULED") -> None:
+                 state: str = "SCHEDULED", states: list[str] | None = None) -> None:
         self.server = server
         self.deployments = deployments or {"dep-1": "flow-1"}
         self.initial_state = state
+        # ``states``: what successive reads of a new run report (GET or batch; the last repeats).
+        self.states = states
+        self.batch_reads = 0
+        self._scripts: dict[str, list[str]] = {}
         self.runs: dict[str, dict[str, Any]] = {}
         self.set_state_bodies: list[Any] = []
         self._lock = threading.Lock()
@@ -338,14 +381,23 @@ class FakePrefect:
                    "idempotency_key": key, "parameters": body.get("parameters") or {},
                    "state": {"type": self.initial_state, "name": self.initial_state.title()}}
             self.runs[run_id] = run
+            if self.states:
+                self._scripts[run_id] = list(self.states)
             return Reply(201, json=dict(run))
+
+    def _read(self, run: dict[str, Any]) -> dict[str, Any]:
+        script = self._scripts.get(run["id"])
+        if script:
+            kind = script.pop(0) if len(script) > 1 else script[0]
+            run["state"] = {"type": kind, "name": kind.title()}
+        return dict(run)
 
     def _get(self, req: Recorded) -> Reply:
         with self._lock:
             run = self.runs.get(req.params["run_id"])
             if run is None:
                 return Reply(404, json={"detail": "Flow run not found"})
-            return Reply(200, json=dict(run))
+            return Reply(200, json=self._read(run))
 
     def _set_state(self, req: Recorded) -> Reply:
         body = req.json() or {}
@@ -368,7 +420,12 @@ class FakePrefect:
         deps = (((body.get("deployments") or {}).get("id") or {}).get("any_")) or []
         types = ((((body.get("flow_runs") or {}).get("state") or {}).get("type") or {})
                  .get("any_")) or []
+        ids = (((body.get("flow_runs") or {}).get("id") or {}).get("any_"))
         with self._lock:
+            if ids is not None:  # trigrun's batched status read
+                self.batch_reads += 1
+                found = [self._read(self.runs[i]) for i in ids if i in self.runs]
+                return Reply(200, json=found[:body.get("limit") or 200])
             runs = [dict(r) for r in self.runs.values()
                     if (not deps or r["deployment_id"] in deps)
                     and (not types or r["state"]["type"] in types)]

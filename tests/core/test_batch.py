@@ -1,0 +1,341 @@
+"""Batched status polls and the per-origin limiter of ``AsyncEngine``, on real local servers.
+
+The fakes count what really went over the wire: every test asserts on the requests the
+server received (how many batched reads, how far apart, how many runs read on their own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+import trigrun
+from trigrun._batch import flush_at, next_start, pause_until
+from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
+from tests.helpers.httpserver import LocalServer, Recorded, Reply
+
+SCHEDULED = datetime(2026, 3, 1, 6, 0, tzinfo=timezone.utc)
+INTERVAL = 0.5
+N = 30
+
+
+# -- pure decisions ------------------------------------------------------------------------
+def test_flush_on_a_fixed_grid() -> None:
+    assert flush_at(10.1, 0.25, -1.0) == pytest.approx(10.25)
+    # Just after a grid point whose flush has not run: that one (the loop's lag).
+    assert flush_at(10.26, 0.25, 10.0) == pytest.approx(10.25)
+    # ... but not when it already ran: the next one.
+    assert flush_at(10.26, 0.25, 10.25) == pytest.approx(10.5)
+    # Phase kept: asking one interval (a multiple of the window) later hits the same phase.
+    assert flush_at(10.1 + 5.0, 0.25, 10.25) == pytest.approx(15.25)
+
+
+def test_limiter_decisions() -> None:
+    # No ceiling, no pause: no wait, nothing spaced.
+    assert next_start(5.0, 0.0, 0.0, 0.0) == (5.0, 0.0)
+    # Behind a pause: starts when it ends; the next queued send one release gap later.
+    assert next_start(5.0, 8.0, 0.0, 0.0, 0.02) == (8.0, pytest.approx(8.02))
+    assert next_start(5.0, 8.0, 8.02, 0.0, 0.02) == (pytest.approx(8.02), pytest.approx(8.04))
+    # A ceiling of 4/s spaces every send.
+    assert next_start(5.0, 0.0, 5.1, 0.25) == (5.1, pytest.approx(5.35))
+    # 429/503 with Retry-After pause once; the same answer again extends, never adds up.
+    assert pause_until(429, 3.0, 10.0, 0.0, 300.0) == 13.0
+    assert pause_until(503, 3.0, 10.1, 13.0, 300.0) == pytest.approx(13.1)
+    assert pause_until(500, 3.0, 10.0, 0.0, 300.0) == 0.0
+    assert pause_until(429, None, 10.0, 0.0, 300.0) == 0.0
+    assert pause_until(429, 9999.0, 10.0, 0.0, 60.0) == 70.0
+
+
+# -- harness -------------------------------------------------------------------------------
+def _spec(target: dict[str, Any], **wait: Any) -> trigrun.JobSpec:
+    return trigrun.JobSpec.model_validate({
+        "name": "batched", "target": target,
+        "wait": {"poll_interval_seconds": INTERVAL, "timeout_seconds": 60, **wait}})
+
+
+async def _fire_all(engine: trigrun.AsyncEngine, spec: trigrun.JobSpec, n: int) -> list[str]:
+    fired = await asyncio.gather(*(engine.fire(spec, scheduled_time=SCHEDULED + timedelta(minutes=i))
+                                   for i in range(n)))
+    assert all(f.ok for f in fired), [f.error for f in fired if not f.ok]
+    return [str(f.run_id) for f in fired]
+
+
+def _final(i: int) -> str:
+    return "failed" if i % 3 == 0 else "success"
+
+
+Classify = Callable[[Recorded], str | None]  # "batch", "single" or None (not a status read)
+
+
+def _status_reads(server: LocalServer, classify: Classify, since: float) -> tuple[list[float], int]:
+    batches, singles = [], 0
+    for r in server.requests_to():
+        if r.at < since:
+            continue
+        kind = classify(r)
+        if kind == "batch":
+            batches.append(r.at)
+        elif kind == "single":
+            singles += 1
+    return sorted(batches), singles
+
+
+def _assert_one_batch_per_interval(batches: list[float]) -> None:
+    assert batches, "no batched status request was sent"
+    gaps = [b - a for a, b in zip(batches, batches[1:], strict=False)]
+    assert all(g >= INTERVAL * 0.8 for g in gaps), gaps
+
+
+async def _run_case(server: LocalServer, spec: trigrun.JobSpec, set_final: Callable[[int, str], None],
+                    classify: Classify, *, expect_singles: int) -> None:
+    async with trigrun.AsyncEngine() as engine:
+        run_ids = await _fire_all(engine, spec, N)
+        for i, rid in enumerate(run_ids):
+            set_final(i, rid)
+        start = server.requests_to()[-1].at
+        results = await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids))
+    want = {rid: (trigrun.RunState.FAILED if _final(i) == "failed" else trigrun.RunState.SUCCESS)
+            for i, rid in enumerate(run_ids)}
+    assert {r.run_id: r.state for r in results} == want, [r.message for r in results][:3]
+    batches, singles = _status_reads(server, classify, start)
+    _assert_one_batch_per_interval(batches)
+    # queued -> running -> end: three reads of every run, in three batched requests
+    assert len(batches) == 3, batches
+    assert singles == expect_singles
+
+
+# -- the four targets, 30 concurrent waits each ----------------------------------------------
+@pytest.mark.integration
+def test_dagster_30_waits_share_one_batched_request_per_interval(server: LocalServer) -> None:
+    fake = FakeDagster(server, statuses=["QUEUED"])
+    spec = _spec({"type": "dagster", "base_url": fake.base_url, "job_name": "etl",
+                  "repository_name": "__repository__", "repository_location_name": "loc"})
+
+    def set_final(i: int, rid: str) -> None:
+        run = fake._find(rid)
+        assert run is not None
+        run["script"] = ["QUEUED", "STARTED", "FAILURE" if _final(i) == "failed" else "SUCCESS"]
+
+    def classify(r: Recorded) -> str | None:
+        q = (r.json() or {}).get("query", "")
+        return "batch" if "TrigrunBatchStatus" in q else "single" if "TrigrunStatus" in q else None
+
+    asyncio.run(_run_case(server, spec, set_final, classify, expect_singles=0))
+    assert fake.batch_reads == 3
+
+
+@pytest.mark.integration
+def test_prefect_30_waits_share_one_batched_request_per_interval(server: LocalServer) -> None:
+    fake = FakePrefect(server)
+    spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": "dep-1"})
+
+    def set_final(i: int, rid: str) -> None:
+        fake._scripts[rid] = ["PENDING", "RUNNING", "FAILED" if _final(i) == "failed" else "COMPLETED"]
+
+    def classify(r: Recorded) -> str | None:
+        if r.path == "/api/flow_runs/filter" and "any_" in json.dumps((r.json() or {}).get("flow_runs", {}).get("id", {})):
+            return "batch"
+        return "single" if r.method == "GET" and r.path.startswith("/api/flow_runs/") else None
+
+    asyncio.run(_run_case(server, spec, set_final, classify, expect_singles=0))
+
+
+@pytest.mark.integration
+def test_airflow_30_waits_share_one_batched_request_per_interval(server: LocalServer) -> None:
+    fake = FakeAirflow(server, states=["queued"])
+    spec = _spec({"type": "airflow", "base_url": fake.base_url, "dag_id": "etl"})
+
+    def set_final(i: int, rid: str) -> None:
+        fake.runs[("etl", rid)].states = ["queued", "running", _final(i)]
+
+    def classify(r: Recorded) -> str | None:
+        if r.method != "GET" or not r.path.startswith("/api/v2/dags/etl/dagRuns"):
+            return None
+        return "batch" if "offset" in r.query else "single"
+
+    # The list shows active runs only: each run's end is read on its own, once.
+    asyncio.run(_run_case(server, spec, set_final, classify, expect_singles=N))
+
+
+def _dbt_classify(r: Recorded) -> str | None:
+    if r.method != "GET" or "/runs/" not in r.path:
+        return None
+    return "batch" if "offset" in r.query else "single"
+
+
+@pytest.mark.integration
+def test_dbt_cloud_30_waits_share_one_batched_request_per_interval(server: LocalServer) -> None:
+    fake = FakeDbtCloud(server, statuses=[1])
+    spec = _spec({"type": "dbt_cloud", "base_url": fake.base_url, "account_id": 1, "job_id": 42})
+
+    def set_final(i: int, rid: str) -> None:
+        fake._scripts[int(rid)] = [1, 3, 20 if _final(i) == "failed" else 10]
+
+    asyncio.run(_run_case(server, spec, set_final, _dbt_classify, expect_singles=N))
+
+
+# -- fallback, malformed reply, opt-outs -----------------------------------------------------
+@pytest.mark.integration
+@pytest.mark.parametrize("target", ["prefect", "dbt_cloud"])
+def test_a_404_from_the_batch_endpoint_falls_back_to_per_run_polls_for_good(
+        server: LocalServer, target: str, caplog: pytest.LogCaptureFixture) -> None:
+    if target == "prefect":
+        fake: Any = FakePrefect(server, states=["PENDING", "RUNNING", "COMPLETED"])
+        spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": "dep-1"})
+        batch_path, method = "/api/flow_runs/filter", "POST"
+    else:
+        fake = FakeDbtCloud(server, statuses=[1, 3, 10])
+        spec = _spec({"type": "dbt_cloud", "base_url": fake.base_url, "account_id": 1, "job_id": 42})
+        batch_path, method = "/api/v2/accounts/1/runs/", "GET"
+
+    async def main() -> list[trigrun.RunResult]:
+        async with trigrun.AsyncEngine() as engine:
+            run_ids = await _fire_all(engine, spec, 10)
+            server.on(method, batch_path, Reply(404, json={"detail": "Not Found"}))
+            return list(await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids)))
+
+    with caplog.at_level(logging.WARNING, logger="trigrun"):
+        results = asyncio.run(main())
+    assert all(r.state is trigrun.RunState.SUCCESS for r in results), [r.message for r in results]
+    asked = [r for r in server.requests_to(batch_path) if r.method == method
+             and ("offset" in r.query if target == "dbt_cloud" else "any_" in r.text)]
+    assert len(asked) == 1  # asked once, never again
+    warnings = [r for r in caplog.records if "polled one by one" in r.getMessage()]
+    assert len(warnings) == 1
+    assert fake.batch_reads == 0
+
+
+@pytest.mark.integration
+def test_a_malformed_batch_reply_is_a_failed_check_for_each_wait(server: LocalServer) -> None:
+    fake = FakeDagster(server, statuses=["QUEUED", "STARTED", "SUCCESS"])
+    spec = _spec({"type": "dagster", "base_url": fake.base_url, "job_name": "etl",
+                  "repository_name": "__repository__", "repository_location_name": "loc"})
+    events: list[trigrun.Event] = []
+
+    async def main() -> list[trigrun.RunResult]:
+        async with trigrun.AsyncEngine(on_event=events.append) as engine:
+            run_ids = await _fire_all(engine, spec, 10)
+            # A proxy's error page once, then the real endpoint again.
+            server.on("POST", "/graphql", Reply(200, body="<html>502 Bad Gateway</html>"),
+                      fake._graphql)
+            return list(await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids)))
+
+    results = asyncio.run(main())
+    assert all(r.state is trigrun.RunState.SUCCESS for r in results), [r.message for r in results]
+    errors = [e for e in events if e.kind == "poll_error"]
+    assert len(errors) == 10  # one failed check per wait, counted and backed off as a poll's
+    assert all("batched status reply could not be read" in e.message for e in errors)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("how", ["engine", "job"])
+def test_batching_can_be_turned_off(server: LocalServer, how: str) -> None:
+    fake = FakeDagster(server, statuses=["QUEUED", "SUCCESS"])
+    spec = _spec({"type": "dagster", "base_url": fake.base_url, "job_name": "etl",
+                  "repository_name": "__repository__", "repository_location_name": "loc"}, **({"batch": False} if how == "job" else {}))
+
+    async def main() -> None:
+        async with trigrun.AsyncEngine(batch_polls=how != "engine") as engine:
+            run_ids = await _fire_all(engine, spec, 5)
+            results = await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids))
+            assert all(r.state is trigrun.RunState.SUCCESS for r in results)
+
+    asyncio.run(main())
+    assert fake.batch_reads == 0
+
+
+@pytest.mark.integration
+def test_waits_with_different_intervals_share_a_group_and_none_polls_faster(
+        server: LocalServer) -> None:
+    fake = FakeDagster(server, statuses=["QUEUED"] * 7 + ["SUCCESS"])
+    spec = _spec({"type": "dagster", "base_url": fake.base_url, "job_name": "etl",
+                  "repository_name": "__repository__", "repository_location_name": "loc"})
+
+    async def main() -> tuple[list[str], list[trigrun.RunResult]]:
+        async with trigrun.AsyncEngine() as engine:
+            run_ids = await _fire_all(engine, spec, 6)
+            waits = [engine.wait(spec, rid, poll_interval=0.5 if i % 2 else 1.0)
+                     for i, rid in enumerate(run_ids)]
+            return run_ids, list(await asyncio.gather(*waits))
+
+    run_ids, results = asyncio.run(main())
+    assert all(r.state is trigrun.RunState.SUCCESS for r in results)
+    seen: dict[str, list[float]] = {rid: [] for rid in run_ids}
+    for r in server.requests_to("/graphql"):
+        body = r.json() or {}
+        if "TrigrunBatchStatus" in body.get("query", ""):
+            for rid in body["variables"]["filter"]["runIds"]:
+                seen[rid].append(r.at)
+    for i, rid in enumerate(run_ids):
+        asked = 0.5 if i % 2 else 1.0
+        gaps = [b - a for a, b in zip(seen[rid], seen[rid][1:], strict=False)]
+        assert len(seen[rid]) == 8
+        assert all(g >= asked * 0.8 for g in gaps), (asked, gaps)
+        assert all(g <= asked + 0.3 for g in gaps), (asked, gaps)  # evenly spaced, on time
+
+
+# -- the limiter -----------------------------------------------------------------------------
+@pytest.mark.integration
+@pytest.mark.timeout(60)
+def test_a_429_with_retry_after_pauses_the_group_once_with_no_burst_after(
+        server: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
+    fake = FakePrefect(server, states=["PENDING"] + ["RUNNING"] * 6 + ["COMPLETED"])
+    spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": "dep-1"})
+    n = 100
+
+    async def main() -> list[trigrun.RunResult]:
+        async with trigrun.AsyncEngine() as engine:
+            run_ids = await _fire_all(engine, spec, n)
+            ok = fake._filter
+            server.on("POST", "/api/flow_runs/filter", ok, ok,
+                      Reply(429, headers={"Retry-After": "3"}, json={"detail": "slow down"}), ok)
+            return list(await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids)))
+
+    with caplog.at_level(logging.INFO, logger="trigrun"):
+        results = asyncio.run(main())
+    assert all(r.state is trigrun.RunState.SUCCESS for r in results), [r.message for r in results][:3]
+    reads = [r for r in server.requests_to("/api/flow_runs/filter") if "any_" in r.text]
+    statuses = [r for r in server.requests_to() if r.path.startswith("/api/flow_runs/")
+                and r.method == "GET"]
+    assert not statuses  # nobody fell back to reading its run on its own
+    times = [r.at for r in reads]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # reads 1, 2 ok, 3 answered 429: the next read comes one pause (3 s) later, not sooner
+    assert 2.9 <= gaps[2] <= 4.0, gaps
+    # and never a burst: one read per interval before and after the pause
+    others = gaps[:2] + gaps[3:]
+    assert all(g >= INTERVAL * 0.8 for g in others), gaps
+    start = times[0]
+    buckets: dict[int, int] = {}
+    for t in times:
+        buckets[int((t - start) / 0.5)] = buckets.get(int((t - start) / 0.5), 0) + 1
+    assert max(buckets.values()) <= 1, buckets
+    pauses = [r for r in caplog.records if "answered HTTP 429 with Retry-After" in r.getMessage()]
+    assert len(pauses) == 1
+
+
+@pytest.mark.integration
+def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
+    server.on("GET", "/status/{run_id}", lambda req: Reply(json={"status": "done"}))
+    spec = trigrun.JobSpec.model_validate({
+        "name": "hook",
+        "request": {"url": server.url + "/hook", "method": "POST"},
+        "wait": {"status_url": server.url + "/status/{run_id}", "status_path": "status",
+                 "run_id_path": "id", "poll_interval_seconds": 0.5}})
+
+    async def main() -> None:
+        async with trigrun.AsyncEngine(max_requests_per_second=20) as engine:
+            results = await asyncio.gather(*(engine.wait(spec, f"r{i}") for i in range(10)))
+            assert all(r.state is trigrun.RunState.SUCCESS for r in results)
+
+    asyncio.run(main())
+    times = sorted(r.at for r in server.requests_to())
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert len(times) == 10
+    assert all(g >= 0.04 for g in gaps), gaps  # 20/s: 50 ms apart
