@@ -11,14 +11,15 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
 import trigrun
-from trigrun._batch import flush_at, next_start, pause_until
 from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
 from tests.helpers.httpserver import LocalServer, Recorded, Reply
+from trigrun._batch import flush_at, next_start, pause_until
 
 SCHEDULED = datetime(2026, 3, 1, 6, 0, tzinfo=timezone.utc)
 INTERVAL = 0.5
@@ -274,7 +275,7 @@ def test_waits_with_different_intervals_share_a_group_and_none_polls_faster(
                 seen[rid].append(r.at)
     for i, rid in enumerate(run_ids):
         asked = 0.5 if i % 2 else 1.0
-        gaps = [b - a for a, b in zip(seen[rid], seen[rid][1:], strict=False)]
+        gaps = [b - a for a, b in pairwise(seen[rid])]
         assert len(seen[rid]) == 8
         assert all(g >= asked * 0.8 for g in gaps), (asked, gaps)
         assert all(g <= asked + 0.3 for g in gaps), (asked, gaps)  # evenly spaced, on time
