@@ -89,7 +89,7 @@ def _status_reads(server: LocalServer, classify: Classify, since: float) -> tupl
 
 def _assert_one_batch_per_interval(batches: list[float]) -> None:
     assert batches, "no batched status request was sent"
-    gaps = [b - a for a, b in zip(batches, batches[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(batches)]
     assert all(g >= INTERVAL * 0.8 for g in gaps), gaps
 
 
@@ -306,7 +306,7 @@ def test_a_429_with_retry_after_pauses_the_group_once_with_no_burst_after(
                 and r.method == "GET"]
     assert not statuses  # nobody fell back to reading its run on its own
     times = [r.at for r in reads]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(times)]
     # reads 1, 2 ok, 3 answered 429: the next read comes one pause (3 s) later, not sooner
     assert 2.9 <= gaps[2] <= 4.0, gaps
     # and never a burst: one read per interval before and after the pause
@@ -337,6 +337,6 @@ def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
 
     asyncio.run(main())
     times = sorted(r.at for r in server.requests_to())
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(times)]
     assert len(times) == 10
     assert all(g >= 0.04 for g in gaps), gaps  # 20/s: 50 ms apart
