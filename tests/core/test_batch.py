@@ -309,14 +309,10 @@ def test_a_429_with_retry_after_pauses_the_group_once_with_no_burst_after(
     gaps = [b - a for a, b in pairwise(times)]
     # reads 1, 2 ok, 3 answered 429: the next read comes one pause (3 s) later, not sooner
     assert 2.9 <= gaps[2] <= 4.0, gaps
-    # and never a burst: one read per interval before and after the pause
+    # and never a burst: one read per interval before and after the pause (a fixed 0.5 s
+    # bucketing would split grid jitter of a few ms; the gaps are the exact measure)
     others = gaps[:2] + gaps[3:]
     assert all(g >= INTERVAL * 0.8 for g in others), gaps
-    start = times[0]
-    buckets: dict[int, int] = {}
-    for t in times:
-        buckets[int((t - start) / 0.5)] = buckets.get(int((t - start) / 0.5), 0) + 1
-    assert max(buckets.values()) <= 1, buckets
     pauses = [r for r in caplog.records if "answered HTTP 429 with Retry-After" in r.getMessage()]
     assert len(pauses) == 1
 
