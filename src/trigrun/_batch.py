@@ -6,7 +6,8 @@ go out as one batched request (paged), and each wait gets back exactly what its 
 would have returned, a ``RunStatus`` or the ``Outcome`` of a failed check. Every per-wait
 decision (states, deadline, error counting, backoff, cancel) stays in the wait's flow.
 
-Timing: a group flushes on a fixed grid of the loop clock (multiples of ``window``). A wait
+Timing: a group flushes on a fixed grid of the loop clock (multiples of ``window``, shifted
+by ``GRID_OFFSET``). A wait
 that asks at time t is in the flush at the next grid point, at most one window later; since
 the flow measures its interval from the time it asked, a wait whose interval is a multiple of
 the window asks again just before the same phase of the grid every interval, so its checks
@@ -35,10 +36,11 @@ from ._targets import RunStatus
 
 logger = logging.getLogger("trigrun")
 
-# An arrival this fraction of a window after a grid point still makes that grid point's
-# flush when none ran yet: the loop's own lag after waking a cohort of waits must not push the
-# whole cohort a window late.
-GRID_SLACK = 0.2
+# The flush grid sits this far after the multiples of the window. Sleeping waits wake on the
+# multiples (``coalesced_sleep``'s grid): a cohort woken at a multiple, a few ms late from the
+# loop's own lag, still makes the flush just after it, instead of some of its waits landing in
+# the next window and splitting the group into two phases.
+GRID_OFFSET = 0.025
 # Replies from a batch endpoint that mean "this target has no such endpoint" (an older
 # Airflow or a proxy in front that does not route it): the group polls per run for good.
 NO_BATCH_STATUSES = frozenset({400, 404, 405, 422, 501})
@@ -51,7 +53,8 @@ Runner = Callable[[Flow], Awaitable[Any]]
 
 def flush_at(now: float, window: float, last_flush: float) -> float:
     """The grid point whose flush a status check asked for at ``now`` joins."""
-    slot = math.ceil((now - window * GRID_SLACK) / window) * window
+    offset = min(GRID_OFFSET, window / 4)
+    slot = math.ceil((now - offset) / window) * window + offset
     if slot <= last_flush:
         slot = last_flush + window
     return slot

@@ -28,13 +28,14 @@ N = 30
 
 # -- pure decisions ------------------------------------------------------------------------
 def test_flush_on_a_fixed_grid() -> None:
-    assert flush_at(10.1, 0.25, -1.0) == pytest.approx(10.25)
-    # Just after a grid point whose flush has not run: that one (the loop's lag).
-    assert flush_at(10.26, 0.25, 10.0) == pytest.approx(10.25)
-    # ... but not when it already ran: the next one.
-    assert flush_at(10.26, 0.25, 10.25) == pytest.approx(10.5)
+    # Grid points: multiples of the window plus 25 ms (sleeping waits wake on the multiples).
+    assert flush_at(10.1, 0.25, -1.0) == pytest.approx(10.275)
+    # Woken at a multiple, a few ms late from the loop's lag: still the flush just after it.
+    assert flush_at(10.256, 0.25, 10.025) == pytest.approx(10.275)
+    # ... but not when that flush already ran: the next one.
+    assert flush_at(10.256, 0.25, 10.275) == pytest.approx(10.525)
     # Phase kept: asking one interval (a multiple of the window) later hits the same phase.
-    assert flush_at(10.1 + 5.0, 0.25, 10.25) == pytest.approx(15.25)
+    assert flush_at(10.1 + 5.0, 0.25, 10.275) == pytest.approx(15.275)
 
 
 def test_limiter_decisions() -> None:
