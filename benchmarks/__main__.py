@@ -23,6 +23,7 @@ from ._report import render
 from ._suite import (
     FULL,
     QUICK,
+    batch_section,
     fire_section,
     import_section,
     parse_section,
@@ -30,8 +31,8 @@ from ._suite import (
     warm_bytecode,
 )
 
-SECTIONS = {"poll": poll_section, "fire": fire_section, "parse": parse_section,
-            "import": import_section}
+SECTIONS = {"poll": poll_section, "batch": batch_section, "fire": fire_section,
+            "parse": parse_section, "import": import_section}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,8 +74,8 @@ class StatusServer:
         finally:
             conn.close()
 
-    def reset(self, polls: int = 4) -> None:
-        self._get(f"/reset?polls={polls}")
+    def reset(self, polls: int = 4, interval: float | None = None) -> None:
+        self._get(f"/reset?polls={polls}" + (f"&interval={interval}" if interval else ""))
 
     def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = self._get("/stats")

@@ -65,6 +65,31 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                         f"pool size ({POOL_SIZE})", f"{mine['connections']} opened, at most "
                         f"{mine['max_open']} open at once",
                         mine["connections"] <= POOL_SIZE))
+    batch = sections.get("batch")
+    if batch:
+        for r in batch["rows"]:
+            if "error" in r:
+                out.append((f"batched polls, N={r['n']:,} on {r['targets']} target(s), "
+                            f"{LABELS[r['contender']]}", r["error"], False))
+                continue
+            where = f"N={r['n']:,} waits on {r['targets']} target(s), {LABELS[r['contender']]}"
+            if r["steady_per_interval"] is not None:
+                out.append((f"batched polls, {where}: status requests per interval at most "
+                            "the pages of the batch", f"{r['steady_per_interval']:.0f} vs "
+                            f"{r['pages']} page(s)", r["steady_per_interval"] <= r["pages"]))
+            peer = _cheapest_peer(_poll_rows(poll, r["n"])) if poll else None
+            cpu = r.get("steady_cpu_per_run_interval_us")
+            if peer and cpu is not None and r["targets"] == 1 and r["n"] in (1000, 5000):
+                ratio = cpu / peer["cpu_per_poll_us"]
+                out.append((f"batched polls, {where}: CPU per waited run per interval (steady "
+                            "part) at most one tenth of the cheapest peer's CPU per poll "
+                            f"({LABELS[peer['contender']]}, N={r['n']:,})",
+                            f"{cpu:.0f} us vs {peer['cpu_per_poll_us']:.0f} us = {ratio:.2f}x",
+                            ratio <= 0.1))
+            if r["n"] == 5000 and r["late_p99_ms"] is not None:
+                out.append((f"batched polls, {where}: poll lateness p99 under 250 ms",
+                            f"p99 {r['late_p99_ms']:.0f} ms (p50 {r['late_p50_ms']:.0f} ms)",
+                            r["late_p99_ms"] < 250))
     fire = sections.get("fire", {}).get("sync", {}).get("rows")
     if fire:
         e, r = fire["engine_fire"], fire["httpx_raw"]
@@ -134,6 +159,8 @@ def render(results: dict[str, Any]) -> str:
     add("")
     if "poll" in s:
         _poll(add, s["poll"])
+    if "batch" in s:
+        _batch(add, s["batch"])
     if "fire" in s:
         _fire(add, s["fire"])
     if "parse" in s:
@@ -142,6 +169,49 @@ def render(results: dict[str, Any]) -> str:
         _imports(add, s["import"])
     add(CHANGES)
     return "\n".join(lines) + "\n"
+
+
+def _batch(add: Any, batch: dict[str, Any]) -> None:
+    add("## Batched polls: N waits on one target (and on 50)")
+    add("")
+    add(f"The async engine's default: waits on one target join a poll group, which sends one "
+        f"batched status request per window (paged at 100 runs) instead of one request per "
+        f"wait ([docs/batching.md](../docs/batching.md)). N waits started evenly over one "
+        f"interval ({batch['interval']:g} s), on the DAGs `bench0`..`bench{{T-1}}` of the "
+        "status server, whose runs follow the clock (queued, then running, success "
+        f"{batch['polls_per_run'] - 1} intervals after they were first seen) and which lists "
+        "a DAG's active runs as Airflow 3's `GET /api/v2/dags/{dag}/dagRuns?state=...` does. "
+        "A run the list no longer shows (it ended) is read on its own once; so is a run the "
+        "list does not show yet. The peers poll per run: their CPU per poll is in the "
+        "section above, from the same run.")
+    add("")
+    add("- **Requests per interval**: status requests the server answered during the one "
+        "interval when every wait had had its first check and no run had ended yet, i.e. "
+        "the steady state; **pages**: what one batched read of all N runs takes.")
+    add("- **CPU per waited run per interval**: the process's CPU during the steady part "
+        "divided by N times its intervals (in brackets: over the whole wait, start and end "
+        "reads included).")
+    add("- **Lateness**: for each wait, the gap between two successive statuses it received, "
+        "minus the interval (from the engine's poll events; a batched read serves many runs "
+        "at once, so the server cannot tell).")
+    add("")
+    add("| contender | N | targets | requests per interval (pages) | all requests: lists + reads "
+        "of one run | CPU per waited run per interval (whole wait) | RSS per wait | "
+        "lateness p50 / p99 | waits ok | wall |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in batch["rows"]:
+        label = LABELS.get(r["contender"], r["contender"])
+        if "error" in r:
+            add(f"| {label} | {r['n']:,} | {r['targets']} | failed: {r['error'][:200]} | | | | |"
+                " | |")
+            continue
+        add(f"| {label} | {r['n']:,} | {r['targets']} | {_f(r['steady_per_interval'])} "
+            f"({r['pages']}) | {r['list_requests']:,} + {r['run_reads']:,} | "
+            f"{_f(r.get('steady_cpu_per_run_interval_us'), 1, ' us')} "
+            f"({_f(r['cpu_per_run_interval_us'], 1, ' us')}) | {_f(r['rss_per_wait_kb'], 1, ' KiB')} "
+            f"| {_f(r['late_p50_ms'], 1)} / {_f(r['late_p99_ms'], 1)} ms | "
+            f"{r['ok']:,}/{r['n']:,} | {r['wall_s']:.1f} s |")
+    add("")
 
 
 def _load(avg: Any) -> str:

@@ -13,7 +13,14 @@ state step per poll, ``polls`` polls in all (``/reset?polls=K``, default 4):
                                                  "not yet").
 - ``GET  /api/v2/accounts/1/runs/{id}/``         dbt-Cloud-like JSON (the aiohttp loop).
 
-Control port: ``/reset?polls=K`` clears all counters; ``/stats`` returns accepted connections,
+With ``/reset?polls=K&interval=S`` (the batched-poll benchmark) a run's state follows the
+clock instead: it is first seen queued, running from one interval later, success ``K - 1``
+intervals after it was first seen, however often it is read; and
+
+- ``GET  /api/v2/dags/{dag}/dagRuns?state=queued&state=running&order_by=id&limit=L&offset=O``
+  lists the DAG's active runs (the ones seen so far, paged), as Airflow 3's API does.
+
+Control port: ``/reset?polls=K[&interval=S]`` clears all counters; ``/stats`` returns accepted connections,
 requests, the most connections open at once and, per run, the gaps between its polls (from
 which the runner computes poll lateness). Arrival times are taken when a request is parsed, on
 this process's monotonic clock, so the client's own clock cannot flatter it.
@@ -81,8 +88,13 @@ class State:
         self.open = 0
         self.reset(4)
 
-    def reset(self, polls: int) -> None:
+    def reset(self, polls: int, interval: float | None = None) -> None:
         self.polls = polls
+        self.interval = interval  # set: states follow the clock (batched polls)
+        self.first_seen: dict[str, float] = {}
+        self.active: dict[str, dict[str, float]] = defaultdict(dict)  # dag -> run -> first seen
+        self.done: set[tuple[str, str]] = set()
+        self.reads: list[float] = []  # arrival of every status request (list or single)
         self.connections = 0
         # Connections still open from before the reset stay counted as open.
         self.max_open = self.open
@@ -90,6 +102,26 @@ class State:
         self.by_kind: dict[str, int] = defaultdict(int)
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.started = time.monotonic()
+
+    def timed(self, dag: str, run_id: str, now: float) -> str:
+        if (dag, run_id) in self.done:
+            return "success"
+        first = self.active[dag].setdefault(run_id, now)
+        assert self.interval is not None
+        step = int((now - first) / self.interval + 0.5)  # reads land near whole intervals
+        if step >= self.polls - 1:
+            del self.active[dag][run_id]
+            self.done.add((dag, run_id))
+            return "success"
+        return "queued" if step == 0 else "running"
+
+    def listing(self, dag: str, limit: int, offset: int, now: float) -> bytes:
+        runs = []
+        for run_id in list(self.active[dag])[offset:offset + limit]:
+            state = self.timed(dag, run_id, now)
+            if state != "success":
+                runs.append(json.loads(_airflow_run(dag, run_id, state)))
+        return json.dumps({"dag_runs": runs, "total_entries": len(self.active[dag])}).encode()
 
     def step(self, key: str, now: float) -> str:
         seen = self.arrivals[key]
@@ -108,7 +140,8 @@ class State:
         return {"connections": self.connections, "max_open": self.max_open,
                 "open": self.open, "requests": self.requests, "by_kind": dict(self.by_kind),
                 "runs": len(self.arrivals), "polls_per_run": counts, "gaps": gaps,
-                "elapsed": time.monotonic() - self.started}
+                "elapsed": time.monotonic() - self.started,
+                "reads": [t - self.started for t in self.reads]}
 
 
 STATE = State()
@@ -140,7 +173,16 @@ def handle_data(method: str, target: str, body: bytes, now: float) -> tuple[int,
         if method == "GET" and tail.startswith("/"):
             run_id = tail[1:]
             st.by_kind["airflow"] += 1
+            if st.interval is not None:
+                st.reads.append(now)
+                return 200, _airflow_run(dag, run_id, st.timed(dag, run_id, now))
             return 200, _airflow_run(dag, run_id, st.step("a:" + run_id, now))
+        if method == "GET" and tail in ("", "/") and st.interval is not None:
+            query = parse_qs(urlsplit(target).query)
+            st.by_kind["airflow_list"] += 1
+            st.reads.append(now)
+            return 200, st.listing(dag, int(query.get("limit", ["100"])[0]),
+                                   int(query.get("offset", ["0"])[0]), now)
     elif path.startswith(DBT_PREFIX) and method == "GET":
         run_id = path[len(DBT_PREFIX):].strip("/")
         st.by_kind["dbt"] += 1
@@ -157,8 +199,10 @@ def handle_data(method: str, target: str, body: bytes, now: float) -> tuple[int,
 def handle_control(method: str, target: str, body: bytes, now: float) -> tuple[int, bytes]:
     parts = urlsplit(target)
     if parts.path == "/reset":
-        polls = int(parse_qs(parts.query).get("polls", ["4"])[0])
-        STATE.reset(polls)
+        query = parse_qs(parts.query)
+        polls = int(query.get("polls", ["4"])[0])
+        interval = float(query["interval"][0]) if "interval" in query else None
+        STATE.reset(polls, interval)
         return 200, b'{"ok":true}'
     if parts.path == "/stats":
         return 200, json.dumps(STATE.stats()).encode()

@@ -28,12 +28,13 @@ class Plan:
     parse_runs: int
     import_runs: int
     dag_parse_helper: bool
+    batch_sizes: tuple[tuple[int, int], ...] = ()  # (N waits, targets) of the batch section
 
 
 FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000,
             ((1000, "cpu_per_poll_us"), (5000, "late_p99_ms")), 2000, (10, 100, 1000),
-            3, 3, True)
-QUICK = Plan("quick", (200,), 2.0, 3, None, (), 300, (100,), 2, 2, False)
+            3, 3, True, ((100, 1), (1000, 1), (5000, 1), (5000, 50)))
+QUICK = Plan("quick", (200,), 2.0, 3, None, (), 300, (100,), 2, 2, False, ((200, 1), (1000, 1)))
 
 PEERS = ("trigrun_wait", "trigrun_trigger", "http_sensor", "dbt_loop")
 EXTRAS = ("aiohttp_shared", "trigrun_wait_nogrid", "trigrun_wait_httpx")
@@ -217,3 +218,60 @@ def warm_bytecode(log: Log) -> None:
     subprocess.run([PY, "-c", code], cwd=ROOT, env=child_env(), capture_output=True,
                    timeout=600, check=False)
 
+
+
+BATCH_CONTENDERS = ("trigrun_wait", "trigrun_trigger")
+# Runs last 5 intervals here (6 statuses), so 3 intervals are steady: every wait past its
+# first check, no run ended yet.
+BATCH_POLLS = 6
+
+
+def batch_section(plan: Plan, log: Log) -> dict[str, Any]:
+    """N waits on T DAGs with batched status polls (the async engine's default)."""
+    rows: list[dict[str, Any]] = []
+    interval = plan.poll_interval
+    with StatusServer() as server:
+        for n, targets in plan.batch_sizes:
+            for name in BATCH_CONTENDERS:
+                log(f"batch: {name} N={n} targets={targets}")
+                server.reset(BATCH_POLLS, interval)
+                timeout = _poll_timeout(n, interval, BATCH_POLLS)
+                try:
+                    got = run_child("benchmarks._batch_worker", [
+                        name, "--port", str(server.port), "--control", str(server.control_port),
+                        "--n", str(n), "--targets", str(targets), "--interval", str(interval),
+                        "--polls", str(BATCH_POLLS)], timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    got = {"error": f"did not finish within {timeout:.0f} s"}
+                row: dict[str, Any] = {"contender": name, "n": n, "targets": targets}
+                if "error" in got:
+                    rows.append({**row, "error": got["error"]})
+                    continue
+                stats = server.stats()
+                kinds = stats["by_kind"]
+                # The steady part: from one interval after the last wait started (every wait
+                # has had its first check) to the first run's end; whole intervals only.
+                reads = sorted(stats["reads"])
+                start, end = 2 * interval, (BATCH_POLLS - 1) * interval
+                steady = [t for t in reads if start <= t < end]
+                intervals = (end - start) / interval  # < 1: too few polls per run to tell
+                waited = n * (got["wall_s"] / interval)  # run-intervals waited in all
+                late = got.get("late_ms") or []
+                rows.append({**row, "ok": got["ok"], "cpu_s": got["cpu_s"],
+                             "wall_s": got["wall_s"],
+                             "list_requests": kinds.get("airflow_list", 0),
+                             "run_reads": kinds.get("airflow", 0),
+                             "requests": kinds.get("airflow_list", 0) + kinds.get("airflow", 0),
+                             "steady_per_interval": (len(steady) / intervals
+                                                     if intervals >= 1 else None),
+                             "pages": targets * -(-(n // targets) // 100),
+                             "cpu_per_run_interval_us": got["cpu_s"] / waited * 1e6,
+                             "steady_cpu_per_run_interval_us": (
+                                 got["steady_cpu_s"] / (n * intervals) * 1e6
+                                 if got.get("steady_cpu_s") is not None and intervals >= 1
+                                 else None),
+                             "rss_per_wait_kb": max(0, got["rss_peak"] - got["rss_base"]) / n
+                             / 1024,
+                             "late_p50_ms": percentile(late, 50) if late else None,
+                             "late_p99_ms": percentile(late, 99) if late else None})
+    return {"interval": interval, "polls_per_run": BATCH_POLLS, "rows": rows}

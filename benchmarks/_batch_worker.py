@@ -1,0 +1,159 @@
+"""Batched status polls in a fresh process: N waits on T DAGs of one status server.
+
+``python -m benchmarks._batch_worker CONTENDER --port P --control C --n N --targets T``
+prints one JSON line. The waits start evenly over one poll interval, each on its own run of
+DAG ``bench{i % T}``; the server's runs follow the clock (queued, running, success after
+``polls - 1`` intervals), so a batched read and a per-run read see the same states.
+
+- ``trigrun_wait``: ``AsyncEngine.wait`` with batched polls (the default): one poll group per
+  DAG, each sending the DAG's active-run list per window, plus a read of its own for a run
+  the list no longer shows (the read that reports its end).
+- ``trigrun_trigger``: the same through ``TrigRunTrigger.run()`` (the triggerer's path: the
+  loop's shared engine).
+
+Poll lateness is taken from the waits' own poll events (the time each wait got a status),
+since a batched read serves many runs at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import itertools
+import json
+import os
+import sys
+import time
+from collections import defaultdict
+from typing import Any
+
+from ._common import ResultOut, cpu_seconds, quiet_logging, rss_bytes
+from ._poll_worker import TOKEN, _control
+
+
+def _specs(base: str, targets: int) -> list[Any]:
+    import trigrun
+
+    return [trigrun.JobSpec.model_validate({
+        "name": f"bench batch {t}", "kind": "manual",
+        "target": {"type": "airflow", "base_url": base, "dag_id": f"bench{t}"},
+        "auth": {"type": "bearer", "token": "secret://bench-token"},
+        "wait": {"poll_interval_seconds": 5, "timeout_seconds": 600},
+    }) for t in range(targets)]
+
+
+async def main_async(args: argparse.Namespace) -> dict[str, Any]:
+    import trigrun
+
+    base = f"http://127.0.0.1:{args.port}"
+    specs = _specs(base, args.targets)
+    seen: dict[str, list[float]] = defaultdict(list)
+
+    def on_event(event: trigrun.Event) -> None:
+        if event.kind == "poll":  # "run <id>: <state> (...)"
+            seen[event.message[4:].split(":", 1)[0]].append(time.monotonic())
+
+    n, interval = args.n, args.interval
+    if args.contender == "trigrun_wait":
+        engine = trigrun.AsyncEngine(secrets={"bench-token": TOKEN}, on_event=on_event)
+
+        async def wait(i: int, run_id: str, poll: float) -> bool:
+            result = await engine.wait(specs[i % len(specs)], run_id, poll_interval=poll,
+                                       timeout=600)
+            return result.state is trigrun.RunState.SUCCESS
+
+        async def close() -> None:
+            await engine.aclose()
+    else:
+        os.environ["TRIGRUN_SECRET_BENCH_TOKEN"] = TOKEN
+        from trigrun.airflow import TrigRunTrigger
+
+        dumped = [s.model_dump(mode="json", exclude_none=True) for s in specs]
+
+        async def wait(i: int, run_id: str, poll: float) -> bool:
+            trigger = TrigRunTrigger(spec=dumped[i % len(dumped)], run_id=run_id,
+                                     end_time=time.time() + 600, poll_interval=poll)
+            async for event in trigger.run():
+                return bool(event.payload.get("status") == "success")
+            return False
+
+        async def close() -> None:
+            return None
+
+    # Warm-up: imports and first-call caches, on runs of their own.
+    _control(args.control, "/reset?polls=2&interval=0.05")
+    ok = await asyncio.gather(*(wait(i, f"warm__{i}", 0.05) for i in range(5)))
+    if not all(ok):
+        raise SystemExit(f"warm-up failed: {ok}")
+    seen.clear()
+    _control(args.control, f"/reset?polls={args.polls}&interval={interval}")
+
+    gc.collect()
+    rss_base = rss_bytes()
+    peak = [rss_base]
+    stop = asyncio.Event()
+
+    async def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss_bytes())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.25)
+
+    async def one(i: int) -> bool:
+        await asyncio.sleep(i * interval / n)
+        try:
+            return await wait(i, f"run__{i:06d}", interval)
+        except Exception as exc:  # counted, not fatal: the report shows failures
+            print(f"wait {i}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return False
+
+    steady: list[float] = []
+
+    async def steady_cpu() -> None:
+        # CPU during the steady part (every wait past its first check, no run ended yet),
+        # the window the runner counts requests in.
+        await asyncio.sleep(2 * interval)
+        steady.append(cpu_seconds())
+        await asyncio.sleep((args.polls - 3) * interval)
+        steady.append(cpu_seconds())
+
+    sampler = asyncio.ensure_future(sample())
+    window = asyncio.ensure_future(steady_cpu()) if args.polls > 3 else None
+    cpu0 = cpu_seconds()
+    t0 = time.monotonic()
+    results = await asyncio.gather(*(one(i) for i in range(n)))
+    wall = time.monotonic() - t0
+    cpu = cpu_seconds() - cpu0
+    stop.set()
+    await sampler
+    if window is not None:
+        await window
+    await close()
+    late = [(b - a - interval) * 1000 for times in seen.values()
+            for a, b in itertools.pairwise(times)]
+    return {"contender": args.contender, "n": n, "targets": args.targets, "interval": interval,
+            "cpu_s": cpu, "wall_s": wall, "ok": sum(results), "rss_base": rss_base,
+            "steady_cpu_s": steady[1] - steady[0] if len(steady) == 2 else None,
+            "rss_peak": peak[0], "late_ms": late if args.contender == "trigrun_wait" else []}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("contender", choices=["trigrun_wait", "trigrun_trigger"])
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--control", type=int, required=True)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--targets", type=int, default=1)
+    p.add_argument("--interval", type=float, default=5.0)
+    p.add_argument("--polls", type=int, default=4)
+    args = p.parse_args()
+    out = ResultOut()
+    with quiet_logging():
+        result = asyncio.run(main_async(args))
+    out.write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
