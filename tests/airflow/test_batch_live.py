@@ -1,6 +1,11 @@
 """Batched status polls against the live Airflow 3 server (``airflow_server``): 30 concurrent
 waits on runs of one DAG share one ``GET .../dagRuns?state=queued&state=running`` request per
-interval, and each run's end is read on its own once; counted at a forward proxy."""
+interval, and each run's end is read on its own once; counted at a forward proxy.
+
+The DAG is ``trigrun_parked_target``, paused: its runs stay queued until the test sets each
+one's end through the REST API (half success, half failed), so the waits' outcomes are known
+and the live server's SQLite database is not loaded with thirty task runs (which made the
+scheduler die of "database is locked" for the rest of the session)."""
 
 from __future__ import annotations
 
@@ -19,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 N = 30
 INTERVAL = 1.0
-DAG = "trigrun_target"
+DAG = "trigrun_parked_target"
 
 
 def test_30_waits_on_one_dag_share_one_batched_request_per_interval(
@@ -33,6 +38,10 @@ def test_30_waits_on_one_dag_share_one_batched_request_per_interval(
                      "password": airflow_server.password},
             "wait": {"poll_interval_seconds": INTERVAL, "timeout_seconds": 500}})
         start = datetime.now(timezone.utc).replace(microsecond=0)
+        deadline = time.monotonic() + 120
+        while airflow_server.api("GET", f"/dags/{DAG}").status_code != 200:
+            assert time.monotonic() < deadline, f"DAG {DAG} not parsed"
+            time.sleep(1)
 
         async def main() -> tuple[list[trigrun.RunResult], float]:
             async with trigrun.AsyncEngine() as engine:
@@ -48,7 +57,14 @@ def test_30_waits_on_one_dag_share_one_batched_request_per_interval(
                 assert all(f.ok for f in fired), [f.error for f in fired if not f.ok]
                 proxy.clear()
                 t0 = time.monotonic()
-                results = await asyncio.gather(*(engine.wait(f) for f in fired))
+                waits = asyncio.gather(*(engine.wait(f) for f in fired))
+                await asyncio.sleep(3 * INTERVAL)  # three batched checks see them queued
+                for i, f in enumerate(fired):
+                    end = await asyncio.to_thread(
+                        airflow_server.api, "PATCH", f"/dags/{DAG}/dagRuns/{f.run_id}",
+                        json={"state": "success" if i % 2 == 0 else "failed"})
+                    assert end.status_code == 200, end.text[:300]
+                results = await waits
                 return list(results), time.monotonic() - t0
 
         results, elapsed = asyncio.run(main())
@@ -56,8 +72,10 @@ def test_30_waits_on_one_dag_share_one_batched_request_per_interval(
     batches = [t for t in gets if "offset=" in t]
     singles = [t for t in gets if "offset=" not in t]
     assert len({r.run_id for r in results}) == N
-    assert all(r.state is trigrun.RunState.SUCCESS for r in results), \
-        [r.message for r in results if r.state is not trigrun.RunState.SUCCESS]
+    # Each wait ended in the state its own run reached (results are in fire order).
+    assert [r.state for r in results] == [
+        trigrun.RunState.SUCCESS if i % 2 == 0 else trigrun.RunState.FAILED for i in range(N)], \
+        [r.message for r in results]
     intervals = elapsed / INTERVAL
     assert len(batches) <= intervals + 2, (len(batches), elapsed)
     # The list shows active runs only: a run that ended is read on its own, once.
