@@ -73,9 +73,10 @@ def test_no_proxy_and_trust_env_false_bypass_it(downstream: tuple[LocalServer, F
         monkeypatch.setenv("NO_PROXY", "127.0.0.1")
         assert _run(_job(srv), TrigRunResource(), instance).success
         assert proxy.entries() == []
-    # Both fires reached the target directly (two runs in one second share a key: one run).
+    # Both fires reached the target directly (one run or two: two fires within the same
+    # second share an idempotency key).
     assert len([r for r in srv.requests if r.method == "POST"]) == 2
-    assert len(fake.runs) == 1
+    assert 1 <= len(fake.runs) <= 2
 
 
 def test_the_resources_proxy_with_credentials_leaks_nowhere(
