@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import itertools
 import json
 import os
@@ -29,7 +27,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from ._common import ResultOut, cpu_seconds, quiet_logging, rss_bytes
+from ._common import PeakRss, ResultOut, cpu_seconds, quiet_logging
 from ._poll_worker import TOKEN, _control
 
 
@@ -90,16 +88,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     seen.clear()
     _control(args.control, f"/reset?polls={args.polls}&interval={interval}")
 
-    gc.collect()
-    rss_base = rss_bytes()
-    peak = [rss_base]
-    stop = asyncio.Event()
-
-    async def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.25)
+    rss = PeakRss()
 
     async def one(i: int) -> bool:
         await asyncio.sleep(i * interval / n)
@@ -119,24 +108,23 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep((args.polls - 3) * interval)
         steady.append(cpu_seconds())
 
-    sampler = asyncio.ensure_future(sample())
+    rss.start()
     window = asyncio.ensure_future(steady_cpu()) if args.polls > 3 else None
     cpu0 = cpu_seconds()
     t0 = time.monotonic()
     results = await asyncio.gather(*(one(i) for i in range(n)))
     wall = time.monotonic() - t0
     cpu = cpu_seconds() - cpu0
-    stop.set()
-    await sampler
+    await rss.stop()
     if window is not None:
         await window
     await close()
     late = [(b - a - interval) * 1000 for times in seen.values()
             for a, b in itertools.pairwise(times)]
     return {"contender": args.contender, "n": n, "targets": args.targets, "interval": interval,
-            "cpu_s": cpu, "wall_s": wall, "ok": sum(results), "rss_base": rss_base,
+            "cpu_s": cpu, "wall_s": wall, "ok": sum(results), "rss_base": rss.base,
             "steady_cpu_s": steady[1] - steady[0] if len(steady) == 2 else None,
-            "rss_peak": peak[0], "late_ms": late if args.contender == "trigrun_wait" else []}
+            "rss_peak": rss.peak, "late_ms": late if args.contender == "trigrun_wait" else []}
 
 
 def main() -> None:

@@ -198,3 +198,36 @@ class ResultOut:
     def write(self, line: str) -> None:
         sys.stdout.flush()
         os.write(self._real, (line + "\n").encode())
+
+
+class PeakRss:
+    """The peak resident memory of this process while the waits run, sampled every 0.25 s
+    on the event loop (``await start()``, then ``await stop()``)."""
+
+    def __init__(self) -> None:
+        import gc
+
+        gc.collect()
+        self.base = rss_bytes()
+        self.peak = self.base
+        self._stop: Any = None
+        self._task: Any = None
+
+    async def _sample(self) -> None:
+        import asyncio
+        import contextlib
+
+        while not self._stop.is_set():
+            self.peak = max(self.peak, rss_bytes())
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), 0.25)
+
+    def start(self) -> None:
+        import asyncio
+
+        self._stop = asyncio.Event()
+        self._task = asyncio.ensure_future(self._sample())
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task

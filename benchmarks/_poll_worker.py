@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import gc
 import http.client
 import json
 import os
@@ -36,7 +34,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ._common import ResultOut, cpu_seconds, quiet_logging, rss_bytes
+from ._common import PeakRss, ResultOut, cpu_seconds, quiet_logging
 
 TOKEN = "bench-token-value-0123456789"
 Waiter = Callable[[int, str, float], Awaitable[bool]]
@@ -246,16 +244,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     wait, close = await setup(base, args.interval)
     _control(args.control, f"/reset?polls={args.polls}")
 
-    gc.collect()
-    rss_base = rss_bytes()
-    peak = [rss_base]
-    stop = asyncio.Event()
-
-    async def sample() -> None:
-        while not stop.is_set():
-            peak[0] = max(peak[0], rss_bytes())
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.25)
+    rss = PeakRss()
 
     n, interval = args.n, args.interval
 
@@ -267,17 +256,16 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             print(f"wait {i}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return False
 
-    sampler = asyncio.ensure_future(sample())
+    rss.start()
     cpu0 = cpu_seconds()
     t0 = time.monotonic()
     results = await asyncio.gather(*(one(i) for i in range(n)))
     wall = time.monotonic() - t0
     cpu = cpu_seconds() - cpu0
-    stop.set()
-    await sampler
+    await rss.stop()
     await close()
     return {"contender": args.contender, "n": n, "interval": interval, "cpu_s": cpu,
-            "wall_s": wall, "ok": sum(results), "rss_base": rss_base, "rss_peak": peak[0]}
+            "wall_s": wall, "ok": sum(results), "rss_base": rss.base, "rss_peak": rss.peak}
 
 
 def main() -> None:
