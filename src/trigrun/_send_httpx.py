@@ -1,7 +1,8 @@
 """The sync engine's I/O: ``Send`` actions through ``httpx.Client``.
 
-httpx does the HTTP; this adds the engine's policy. One client per connection setting (TLS
-context, proxy), each with a keep-alive pool, or the caller's own client used as given. The
+httpx does the HTTP; this adds the engine's policy. Per connection setting (TLS context,
+proxy) up to ``pool_size`` clients of one kept-alive connection each, lent to one thread at a
+time (see ``_Lane``), or the caller's own client used as given. The
 attempt's timeout bounds the whole exchange: each phase (connect, send, the reply's headers,
 its body) may take only what is left of it, tracked through httpcore's ``trace`` request
 extension, and a body still trickling in at the deadline is cut. The size cap applies to the
@@ -12,8 +13,11 @@ idempotent request that finds its kept-alive connection closed by the server is 
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -56,50 +60,96 @@ class _Deadline:
             self.timeouts[phase] = max(0.001, self.deadline - time.monotonic())
 
 
+class _Lane:
+    """Up to ``size`` clients of one connection setting, each holding one kept-alive
+    connection and lent to one thread at a time.
+
+    httpcore's sync pool can close a connection another thread has just started a request on
+    (encode/httpcore#1110: its clean-up pass reads the connection's state and socket outside
+    that connection's own lock), which fails the request with EBADF and opens a connection
+    past the limit. A client used by one thread at a time never races itself.
+    """
+
+    def __init__(self, make: Callable[[], httpx.Client], size: int) -> None:
+        self._make = make
+        self._size = size
+        self._free: queue.LifoQueue[httpx.Client] = queue.LifoQueue()
+        self.made: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def borrow(self, timeout: float) -> Iterator[httpx.Client]:
+        try:
+            client = self._free.get_nowait()
+        except queue.Empty:
+            with self._lock:
+                fresh = len(self.made) < self._size
+                if fresh:
+                    client = self._make()
+                    self.made.append(client)
+            if not fresh:
+                try:
+                    client = self._free.get(timeout=timeout)
+                except queue.Empty:
+                    raise httpx.PoolTimeout(
+                        f"all {self._size} connections were busy for {timeout:g} s") from None
+        try:
+            yield client
+        finally:
+            self._free.put(client)
+
+
 class HttpxSender:
-    """Sends the engine's ``Send`` actions; thread-safe, as ``httpx.Client`` is."""
+    """Sends the engine's ``Send`` actions; thread-safe."""
 
     def __init__(self, *, client: httpx.Client | None, pool_size: int, tls: TlsContexts,
                  proxies: Proxies) -> None:
         self._given = client
-        self._limits = httpx.Limits(max_connections=pool_size,
-                                    max_keepalive_connections=pool_size)
+        self._pool_size = pool_size
+        self._limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self._tls = tls
         self._proxies = proxies
-        self._clients: dict[tuple[Any, ...], httpx.Client] = {}
+        self._lanes: dict[tuple[Any, ...], _Lane] = {}
         self._with_proxy: set[int] = set()  # id() of own clients made with a proxy
         self._lock = threading.Lock()
         self._warned = False
 
-    def client_for(self, a: Send) -> httpx.Client:
+    @contextmanager
+    def client_for(self, a: Send) -> Iterator[httpx.Client]:
         if self._given is not None:
             if not self._warned and (a.verify is not True or a.cert or a.proxy):
                 self._warned = True
                 logger.warning("the engine sends through the httpx client it was given: the "
                                "job's verify / cert / proxy settings are left to that client")
-            return self._given
+            yield self._given
+            return
         proxy = a.proxy if a.proxy is not None else (
             self._proxies.for_url(a.url) if a.trust_env else None)
         key = (a.verify, a.cert, a.trust_env, proxy)
-        client = self._clients.get(key)
-        if client is None:
-            # Threads share the engine: a second client made by a race would be dropped, and
-            # its garbage collection would close sockets the other thread is reading.
+        lane = self._lanes.get(key)
+        if lane is None:
             with self._lock:
-                client = self._clients.get(key)
-                if client is None:
-                    client = self._clients[key] = httpx.Client(
-                        verify=self._tls.get(a.verify, a.cert, a.trust_env), proxy=proxy,
-                        trust_env=False, follow_redirects=False, limits=self._limits)
-                    if proxy is not None:
-                        self._with_proxy.add(id(client))
+                lane = self._lanes.get(key)
+                if lane is None:
+                    lane = self._lanes[key] = _Lane(
+                        lambda: self._new_client(*key), self._pool_size)
+        with lane.borrow(a.timeout) as client:
+            yield client
+
+    def _new_client(self, verify: Any, cert: Any, trust_env: bool,
+                    proxy: str | None) -> httpx.Client:
+        client = httpx.Client(
+            verify=self._tls.get(verify, cert, trust_env), proxy=proxy,
+            trust_env=False, follow_redirects=False, limits=self._limits)
+        if proxy is not None:
+            self._with_proxy.add(id(client))
         return client
 
     def send(self, a: Send) -> Outcome:
         t0 = time.monotonic()
         try:
-            client = self.client_for(a)
-            reply = self._exchange(client, a, t0 + a.timeout)
+            with self.client_for(a) as client:
+                reply = self._exchange(client, a, t0 + a.timeout)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, OverflowError, OSError) as exc:
             error, permanent, hint = classify_httpx(exc, a.timeout)
             return Outcome(None, error, (time.monotonic() - t0) * 1000, permanent=permanent,
@@ -149,7 +199,8 @@ class HttpxSender:
                          bytes(body), truncated)
 
     def close(self) -> None:
-        for client in self._clients.values():
-            client.close()
-        self._clients.clear()
+        for lane in self._lanes.values():
+            for client in lane.made:
+                client.close()
+        self._lanes.clear()
         self._with_proxy.clear()

@@ -342,6 +342,38 @@ def test_pool_bounds_connections(raw: Callable[..., RawServer], kind: str) -> No
     assert srv.connections <= 3
 
 
+def test_threads_sharing_the_sync_engine_never_lose_a_connection(
+        raw: Callable[..., RawServer]) -> None:
+    # httpcore's sync pool can close a connection a thread has just started on (EBADF, and
+    # one connection over the limit): about one round in fifty hit it before the sender lent
+    # each client to one thread at a time.
+    for _ in range(40):
+        srv = raw(ok(b"s"))
+        sync = sync_sender(pool_size=3)
+        with ThreadPoolExecutor(8) as pool:
+            outs = list(pool.map(lambda _: sync.send(send(srv.url)), range(40)))
+        sync.close()
+        assert [o.error for o in outs if o.reply is None] == []
+        assert srv.connections <= 3
+        assert len(srv.requests) == 40
+
+
+def test_a_sync_request_waiting_for_a_busy_pool_times_out_as_a_failed_attempt(
+        raw: Callable[..., RawServer]) -> None:
+    srv = raw("hang", ok(b"s"))
+    sync = sync_sender(pool_size=1)
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(sync.send, send(srv.url, timeout=3.0))
+        time.sleep(0.3)
+        waited = sync.send(send(srv.url, timeout=0.5))
+        slow.result()
+    sync.close()
+    assert waited.reply is None
+    assert waited.error == "timed out after 0.5s"
+    assert srv.connections == 1
+    assert len(srv.requests) == 1  # the waiting request never went out
+
+
 def test_timeout_bounds_the_whole_exchange(raw: Callable[..., RawServer], kind: str) -> None:
     srv = raw("hang")
     t0 = time.monotonic()
