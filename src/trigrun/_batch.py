@@ -27,11 +27,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._flow import Flow, JobFlows, Outcome
+from ._flow import BatchPage, Flow, JobFlows, Outcome, PollRun
 from ._targets import RunStatus
 
 logger = logging.getLogger("trigrun")
@@ -44,6 +45,8 @@ GRID_OFFSET = 0.025
 # Replies from a batch endpoint that mean "this target has no such endpoint" (an older
 # Airflow or a proxy in front that does not route it): the group polls per run for good.
 NO_BATCH_STATUSES = frozenset({400, 404, 405, 422, 501})
+# The longest a listing is used after it was read (a quarter of the interval below 4 s).
+MAX_FRESH = 1.0
 # How far apart sends queued behind a pause are released (50 per second per origin).
 RELEASE_GAP = 0.02
 
@@ -91,105 +94,178 @@ class OriginLimit:
 
 
 class _Member:
-    __slots__ = ("flows", "fut", "run_id")
+    __slots__ = ("check", "fut")
 
-    def __init__(self, flows: JobFlows, run_id: str, fut: asyncio.Future[Poll]) -> None:
-        self.flows, self.run_id, self.fut = flows, run_id, fut
+    def __init__(self, check: PollRun, fut: asyncio.Future[Poll]) -> None:
+        self.check, self.fut = check, fut
 
 
-def _settle(members: list[_Member], got: Poll | BaseException) -> None:
+def _settle(members: list[_Member], got: Poll | BaseException,
+            read_at: float | None = None) -> None:
     for m in members:
         if m.fut.done():  # its wait was cancelled meanwhile
             continue
         if isinstance(got, BaseException):
             m.fut.set_exception(got)
         else:
+            if read_at is not None and isinstance(got, RunStatus):
+                m.check.read_at = read_at
             m.fut.set_result(got)
 
 
 class PollGroup:
-    """The waits of one engine on one target that share batched status requests."""
+    """The waits of one engine on one target that share batched status requests.
 
-    def __init__(self, run: Runner, window: float, context: Any) -> None:
+    A listing group (``lists``: the preset's batch lists the scope's active runs, so its cost
+    does not shrink with fewer waits) flushes once per poll interval (its ``window``) and reads
+    every page of the listing, or reads the runs on their own when that takes fewer requests.
+    Its answers carry ``read_at`` a little (``fresh``) before the flush: each wait then asks
+    for its next check that much ahead of the group's next flush, so the whole group stays in
+    one flush per interval despite the loop's lag, and each wait still gets a status exactly
+    one interval after the last. A wait that asks late anyway, within ``fresh`` after a flush,
+    is answered from that flush's complete listing; a run the listing does not show (ended, or
+    too new to be listed) is then read on its own at once.
+    """
+
+    def __init__(self, run: Runner, window: float, context: Any, *, lists: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._run = run
         self.window = window
         self._context = context
+        self.lists = lists
+        self._clock = clock
+        self.fresh = min(window / 4, MAX_FRESH) if lists else 0.0
         self._pending: list[_Member] = []
         self._handle: asyncio.TimerHandle | None = None
         self._last = -math.inf
         self._tasks: set[asyncio.Task[None]] = set()
+        self._listing: dict[str, RunStatus] | None = None
+        self._listing_at = -math.inf  # loop time of the flush that read it
+        self._listing_read = 0.0  # the same moment on the engine's clock
         self.fallback = False  # the target has no batch endpoint: per-run polls for good
         self.batches = 0  # batched requests sent (for tests and benchmarks)
 
-    async def poll(self, flows: JobFlows, run_id: str) -> Poll:
+    async def poll(self, check: PollRun) -> Poll:
         loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._listing is not None and now - self._listing_at <= self.fresh:
+            status = self._listing.get(check.run_id)
+            if status is not None:
+                check.read_at = self._listing_read - self.fresh
+                return status
+            alone: Poll = await self._run(check.flows.poll(check.run_id))
+            return alone
         fut: asyncio.Future[Poll] = loop.create_future()
-        self._pending.append(_Member(flows, run_id, fut))
+        self._pending.append(_Member(check, fut))
         if self._handle is None:
-            when = flush_at(loop.time(), self.window, self._last)
+            when = flush_at(now, self.window, self._last)
             self._handle = loop.call_at(when, self._flush_now, when, context=self._context)
         return await fut
 
     def _flush_now(self, when: float) -> None:
         batch, self._pending, self._handle, self._last = self._pending, [], None, when
-        task = asyncio.get_running_loop().create_task(self._flush(batch), context=self._context)
+        task = asyncio.get_running_loop().create_task(self._flush(batch, when),
+                                                      context=self._context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _single(self, members: list[_Member]) -> None:
+    async def _single(self, members: list[_Member], stamp: float | None = None) -> None:
         """One run read on its own; the answer goes to every wait on that run."""
+        check = members[0].check
         try:
-            got: Poll = await self._run(members[0].flows.poll(members[0].run_id))
+            got: Poll = await self._run(check.flows.poll(check.run_id))
         except Exception as exc:  # the wait's own poll would have raised it
             _settle(members, exc)
             return
-        _settle(members, got)
+        _settle(members, got, stamp)
 
-    async def _flush(self, batch: list[_Member]) -> None:
+    async def _pages(self, leader: JobFlows, ids: list[str],
+                     by_id: dict[str, list[_Member]]) -> list[Any]:
+        """The batch's pages: for a listing, page one, then the rest of the listing at once
+        when that is fewer requests than reading the runs page one did not show."""
+        preset = leader.preset
+        if not self.lists:
+            calls = preset.batch_calls(ids)
+            self.batches += len(calls)
+            return list(await asyncio.gather(*(self._run(leader.poll_batch(ids, c))
+                                               for c in calls)))
+        self.batches += 1
+        first = await self._run(leader.poll_batch(ids, preset.batch_page(0)))
+        if not isinstance(first, BatchPage):
+            return [first]
+        size = len(first.found)
+        if first.total is None:
+            # A listing that does not say its size: as many pages as runs asked for.
+            rest = [c.url for c in preset.batch_calls(ids)[1:]]
+            offsets = list(range(size, size * (len(rest) + 1), size)) if size else []
+        else:
+            offsets = list(range(size, first.total, size)) if size else []
+        missing = sum(1 for rid in by_id if rid not in first.found)
+        if not offsets or len(offsets) > missing:
+            return [first]  # the runs page one did not show are read on their own
+        self.batches += len(offsets)
+        more = await asyncio.gather(*(self._run(leader.poll_batch(ids, preset.batch_page(o)))
+                                      for o in offsets))
+        return [first, *more]
+
+    async def _flush(self, batch: list[_Member], when: float) -> None:
+        read_at = self._clock()
         by_id: dict[str, list[_Member]] = {}
         for m in batch:
             if m.fut.done():
                 continue
-            same = by_id.get(m.run_id)
+            same = by_id.get(m.check.run_id)
             if same is None:
-                by_id[m.run_id] = [m]
+                by_id[m.check.run_id] = [m]
             else:
                 same.append(m)
         if not by_id:
             return
+        stamp = read_at - self.fresh if self.lists else None
         if self.fallback or len(by_id) == 1:
             # One run: its own status request is the cheaper one for the target.
-            await asyncio.gather(*(self._single(ms) for ms in by_id.values()))
+            await asyncio.gather(*(self._single(ms, stamp) for ms in by_id.values()))
             return
         ids = list(by_id)
-        leader = next(iter(by_id.values()))[0].flows
+        leader = next(iter(by_id.values()))[0].check.flows
         try:
-            calls = leader.preset.batch_calls(ids)
-            self.batches += len(calls)
-            pages = await asyncio.gather(*(self._run(leader.poll_batch(ids, c)) for c in calls))
+            pages = await self._pages(leader, ids, by_id)
         except Exception as exc:  # e.g. a secret that cannot be resolved: as each poll would
             for ms in by_id.values():
                 _settle(ms, exc)
             return
         failed: Outcome | None = None
         alone = False  # runs the batch did not show are read on their own
+        listing: dict[str, RunStatus] | None = {} if self.lists else None
         for page in pages:
-            if isinstance(page, dict):
-                for rid, status in page.items():
+            if isinstance(page, BatchPage):
+                if listing is not None:
+                    listing.update(page.found)
+                for rid, status in page.found.items():
                     if rid in by_id:
-                        _settle(by_id.pop(rid), status)
-            elif page is None:  # a reply too large to read: this time, per run
+                        _settle(by_id.pop(rid), status, stamp)
+                continue
+            listing = None
+            if page is None:  # a reply too large to read: this time, per run
                 alone = True
             elif page.reply is not None and page.reply.status_code in NO_BATCH_STATUSES:
                 if not self.fallback:
                     self.fallback = True
                     logger.warning(
                         "batched status polls: %s answered HTTP %d; the runs of this target "
-                        "are polled one by one from now on", leader._safe_url(calls[0].url),
+                        "are polled one by one from now on",
+                        leader._safe_url(leader.preset.batch_page(0).url if self.lists
+                                         else leader.preset.batch_calls(ids)[0].url),
                         page.reply.status_code)
                 alone = True
             else:
                 failed = page
+        first = pages[0] if pages else None
+        if (listing is not None and isinstance(first, BatchPage) and first.total is not None
+                and len(listing) >= first.total):
+            self._listing, self._listing_at, self._listing_read = listing, when, read_at
+        else:
+            self._listing = None
         if failed is not None and not alone:
             # Which page would have shown a run is not known: every run not shown gets the
             # failed check, as its own poll would have.
@@ -197,4 +273,4 @@ class PollGroup:
                 _settle(ms, failed)
             return
         if by_id:
-            await asyncio.gather(*(self._single(ms) for ms in by_id.values()))
+            await asyncio.gather(*(self._single(ms, stamp) for ms in by_id.values()))

@@ -253,6 +253,11 @@ class Engine(_Base):
         return ok
 
 
+def _check(flows: JobFlows, run_id: str) -> Flow:
+    got = yield PollRun(flows, run_id)
+    return got
+
+
 def _as_status(got: Any) -> RunStatus:
     if isinstance(got, RunStatus):
         return got
@@ -389,20 +394,42 @@ class AsyncEngine(_Base):
             logger.info("%s answered HTTP %d with Retry-After: every request to it waits "
                         "%.1fs", self.state.redactor.text(host), status, limit.paused_until - now)
 
-    def _group(self, scope: Any) -> PollGroup:
+    def _group(self, scope: Any, lists: bool, interval: float) -> PollGroup:
         loop = asyncio.get_running_loop()
         if self._groups_loop is not loop:  # groups hold futures and timers of one loop
             self._groups, self._groups_loop = {}, loop
-        group = self._groups.get(scope)
+        # A listing costs the same for one wait as for all: it is read once per interval, so
+        # waits of one interval share it (waits with another interval read their own).
+        window = max(self._window, interval) if lists else self._window
+        key = (scope, window) if lists else scope
+        group = self._groups.get(key)
         if group is None:
-            group = self._groups[scope] = PollGroup(self._run, self._window, NO_CONTEXT)
+            group = self._groups[key] = PollGroup(self._run, window, NO_CONTEXT, lists=lists,
+                                                  clock=self.state.monotonic)
         return group
 
     async def _poll_run(self, action: PollRun) -> Any:
         scope = action.flows.batch_scope() if self._batch else None
         if scope is None:
             return await self._run(action.flows.poll(action.run_id))
-        return await self._group(scope).poll(action.flows, action.run_id)
+        return await self._group(scope, action.flows.preset.batch_lists,
+                                 action.interval).poll(action)
+
+    async def poll_many(self, items: Iterable[tuple[JobSpec, str]]) -> list[RunStatus | Exception]:
+        """One status check of each (job, run id), at once: the checks of runs on one target go
+        out as batched requests (a completion sensor's tick). In the order given; a check
+        that could not run is its exception."""
+        async def one(spec: JobSpec, run_id: str) -> RunStatus:
+            flows = self._flows(spec)
+            return _as_status(await self._run(_check(flows, run_id)))
+
+        got = await asyncio.gather(*(one(s, r) for s, r in items), return_exceptions=True)
+        out: list[RunStatus | Exception] = []
+        for g in got:
+            if isinstance(g, BaseException) and not isinstance(g, Exception):
+                raise g
+            out.append(g)
+        return out
 
     async def _run(self, flow: Flow) -> Any:
         value: Any = None

@@ -122,14 +122,29 @@ def _unsendable(url: str, headers: Mapping[str, str], proxy: str | None) -> str 
     return None
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False, slots=True)
 class PollRun:
     """One status check of a wait. The sync engine runs ``flows.poll(run_id)``; the async engine
     may answer it from a batched request of the wait's poll group. Either way the answer is
-    what ``poll`` returns: a RunStatus, or the Outcome of a failed check."""
+    what ``poll`` returns: a RunStatus, or the Outcome of a failed check.
+
+    ``interval`` is the wait's poll interval (a listing group reads once per interval). A
+    group that answers from a listing sets ``read_at``, the monotonic time the listing was
+    read: the wait counts its next interval from there, so it stays on the group's phase."""
 
     flows: JobFlows
     run_id: str
+    interval: float = 0.0
+    read_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPage:
+    """One page of a batched status reply: the runs it shows, and the listing's size when the
+    reply says it (``Preset.batch_total``)."""
+
+    found: dict[str, RunStatus]
+    total: int | None = None
 
 
 Action = Send | Sleep | Resolve | PollRun
@@ -622,7 +637,7 @@ class JobFlows:
 
     def poll_batch(self, run_ids: list[str], call: HttpCall) -> Flow:
         """One batched status request (``call``, from ``preset.batch_calls``) with this job's
-        auth: {run id: RunStatus} for the runs the reply shows, or the Outcome of a failed
+        auth: a ``BatchPage`` of the runs the reply shows, or the Outcome of a failed
         request. A 2xx reply that cannot be read is a failed check (transient, counted by each
         wait like a 5xx), not an end: a proxy's error page must not end a thousand waits."""
         yield from self.resolve_all(fresh=False)
@@ -634,6 +649,7 @@ class JobFlows:
             return None  # larger than the read limit: the group reads these runs on their own
         try:
             found = self.preset.parse_batch(reply, run_ids)
+            total = self.preset.batch_total(reply) if self.preset.batch_lists else None
         except PresetError as exc:
             return Outcome(None, self.state.redactor.text(
                 f"the batched status reply could not be read ({exc})"), outcome.duration_ms)
@@ -644,7 +660,7 @@ class JobFlows:
             if red is None:
                 red = done[id(status)] = self._redacted(status)
             found[rid] = red
-        return found
+        return BatchPage(found, total)
 
     def _result(self, run_id: str, run_url: str | None, polls: int, started: float,
                 state: RunState, message: str, raw: Any = None) -> RunResult:
@@ -669,7 +685,7 @@ class JobFlows:
         errors = 0
         last_state: RunState | None = None
         run_url = run_url or self.preset.run_url(run_id)
-        check = PollRun(self, run_id)  # one action object for every poll of this wait
+        check = PollRun(self, run_id, interval)  # one action object for every poll of this wait
 
         while True:
             if not self.preset.supports_wait:
@@ -677,6 +693,8 @@ class JobFlows:
                             "cannot report run state; set wait.status_url")
             polled_at = st.monotonic()
             got = yield check
+            if check.read_at is not None:
+                polled_at, check.read_at = check.read_at, None
             polls += 1
             if isinstance(got, RunStatus):
                 errors = 0

@@ -218,10 +218,13 @@ class FakeDbtCloud:
             if "status__in" in req.query:
                 wanted = set(json.loads(req.query["status__in"][0]))
                 runs = [r for r in runs if r["status"] in wanted]
+            total = len(runs)
             if paged:
                 offset = int(req.query["offset"][0])
                 runs = runs[offset:offset + int(req.query.get("limit", ["100"])[0])]
-            return Reply(200, json={"data": [dict(r) for r in runs]})
+            return Reply(200, json={"data": [dict(r) for r in runs],
+                                    "extra": {"pagination": {"count": len(runs),
+                                                             "total_count": total}}})
 
     def _find(self, run_id: str) -> dict[str, Any] | None:
         return next((r for r in self.runs if str(r["id"]) == run_id), None)

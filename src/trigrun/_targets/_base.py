@@ -201,6 +201,21 @@ class Preset:
         """The batched status requests (pages) that cover ``run_ids``."""
         raise NotImplementedError
 
+    @property
+    def batch_lists(self) -> bool:
+        """True when the batched request lists the scope's active runs (paged by offset, as
+        ``batch_page``) rather than the runs asked for: its cost does not shrink with fewer
+        waits, so the engine reads it once per poll interval, every page."""
+        return False
+
+    def batch_page(self, offset: int) -> HttpCall:
+        """The page of the active-run listing that starts at ``offset`` (``batch_lists``)."""
+        raise NotImplementedError
+
+    def batch_total(self, reply: HttpReply) -> int | None:
+        """How many runs the whole listing holds, from one page's reply (None: not said)."""
+        return None
+
     def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
         """The states of the runs one reply shows, by run id. A run the reply does not show is
         absent (the engine reads it on its own); a reply that cannot be read is a

@@ -104,12 +104,21 @@ class AirflowPreset(Preset):
         return ("airflow", self._runs_url()) if self.version == "v2" else None
 
     def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
-        # Ordered by id (oldest first) so that the offset pages stay stable while runs end;
-        # as many pages as the waits need, whatever else the DAG has running.
-        base, headers = self._runs_url(), self._headers()
-        return [HttpCall("GET", f"{base}?state=queued&state=running&order_by=id"
-                         f"&limit={BATCH_SIZE}&offset={offset}", headers, purpose="status")
-                for offset in range(0, len(run_ids), BATCH_SIZE)]
+        return [self.batch_page(offset) for offset in range(0, len(run_ids), BATCH_SIZE)]
+
+    @property
+    def batch_lists(self) -> bool:
+        return True
+
+    def batch_page(self, offset: int) -> HttpCall:
+        # Ordered by id (oldest first) so that the offset pages stay stable while runs end.
+        return HttpCall("GET", f"{self._runs_url()}?state=queued&state=running&order_by=id"
+                        f"&limit={BATCH_SIZE}&offset={offset}", self._headers(), purpose="status")
+
+    def batch_total(self, reply: HttpReply) -> int | None:
+        data = reply.json()
+        total = data.get("total_entries") if isinstance(data, dict) else None
+        return total if isinstance(total, int) and total >= 0 else None
 
     def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
         data = reply.json()

@@ -97,9 +97,23 @@ class DbtCloudPreset(Preset):
         return ("dbt_cloud", self._account, str(self.target.job_id))
 
     def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
-        base, headers = self._runs_query(ACTIVE, limit=BATCH_SIZE, order="id"), self._headers()
-        return [HttpCall("GET", f"{base}&offset={offset}", headers, purpose="status")
-                for offset in range(0, len(run_ids), BATCH_SIZE)]
+        return [self.batch_page(offset) for offset in range(0, len(run_ids), BATCH_SIZE)]
+
+    @property
+    def batch_lists(self) -> bool:
+        return True
+
+    def batch_page(self, offset: int) -> HttpCall:
+        return HttpCall("GET", f"{self._runs_query(ACTIVE, limit=BATCH_SIZE, order='id')}"
+                        f"&offset={offset}", self._headers(), purpose="status")
+
+    def batch_total(self, reply: HttpReply) -> int | None:
+        # dbt Cloud's list replies carry {"extra": {"pagination": {"total_count": n}}}.
+        data = reply.json()
+        extra = data.get("extra") if isinstance(data, dict) else None
+        pages = extra.get("pagination") if isinstance(extra, dict) else None
+        total = pages.get("total_count") if isinstance(pages, dict) else None
+        return total if isinstance(total, int) and total >= 0 else None
 
     def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
         data = reply.json()
