@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import math
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
@@ -62,8 +63,13 @@ class _Base:
                  on_secret: Callable[[str], None] | None = None,
                  clock: Callable[[], float] | None = None,
                  wall_clock: Callable[[], float] | None = None,
-                 random: Callable[[], float] | None = None) -> None:
+                 random: Callable[[], float] | None = None,
+                 max_requests_per_second: float | Mapping[str, float] | None = None,
+                 max_pause_seconds: float = 300.0) -> None:
         self._resolvers: list[AnyResolver] = normalize_resolvers(secrets)
+        self._rps = max_requests_per_second
+        self._max_pause = max_pause_seconds
+        self._limits: dict[str, OriginLimit] = {}
         # Engine-wide connection defaults (an Airflow connection's, a Dagster resource's): a
         # job's own request / target settings win.
         self._verify, self._cert, self._proxy, self._trust_env = verify, cert, proxy, trust_env
@@ -91,6 +97,31 @@ class _Base:
         self.state.redactor.add(value)
         if self.state.on_secret is not None:
             self.state.on_secret(value)
+
+    def _limit_of(self, origin: str) -> OriginLimit:
+        limit = self._limits.get(origin)
+        if limit is None:
+            limit = self._limits[origin] = self._new_limit(origin)
+        return limit
+
+    def _new_limit(self, origin: str) -> OriginLimit:
+        rps = self._rps
+        if isinstance(rps, Mapping):
+            rps = rps.get(origin) or rps.get(origin.lower())
+        return OriginLimit(gap=1.0 / rps if rps else 0.0)
+
+    def _observe(self, limit: OriginLimit, origin: str, status: int, header: str | None,
+                 cap: float) -> None:
+        if header is None:
+            return
+        now = self.state.monotonic()
+        before = limit.paused_until
+        limit.paused_until = pause_until(status, parse_retry_after(header, self.state.now()), now,
+                                         before, cap)
+        if limit.paused_until > now and before <= now:
+            host = origin.rsplit("@", 1)[-1].split("//")[-1]  # no userinfo in the log
+            logger.info("%s answered HTTP %d with Retry-After: every request to it waits "
+                        "%.1fs", self.state.redactor.text(host), status, limit.paused_until - now)
 
     def _with_defaults(self, a: Send) -> Send:
         if not self._custom:
@@ -185,6 +216,7 @@ class Engine(_Base):
                  **kwargs: Any) -> None:
         super().__init__(secrets=secrets, **kwargs)
         self._sleep = sleep
+        self._limit_lock = threading.Lock()
         self._sender = HttpxSender(client=client, pool_size=pool_size, tls=self._tls,
                                    proxies=self._proxies)
 
@@ -198,7 +230,27 @@ class Engine(_Base):
         self.close()
 
     def _send(self, a: Send) -> Outcome:
-        return self._sender.send(self._with_defaults(a))
+        # The same per-origin limiter as the async engine's, shared by the engine's threads.
+        origin = origin_of(a.url)
+        wait = 0.0
+        with self._limit_lock:
+            limit = self._limit_of(origin)
+            now = self.state.monotonic()
+            if limit.gap or limit.paused_until > now or limit.next_free > now:
+                paused = limit.paused_until if a.retry_after_cap > 0 else 0.0
+                start, next_free = next_start(now, paused, limit.next_free, limit.gap)
+                if start > now or limit.gap:
+                    limit.next_free = next_free
+                wait = start - now
+        if wait > 0:
+            self._sleep(wait)
+        outcome = self._sender.send(self._with_defaults(a))
+        reply = outcome.reply
+        if reply is not None and reply.status_code in (429, 503) and a.retry_after_cap > 0:
+            with self._limit_lock:
+                self._observe(limit, origin, reply.status_code, reply.headers.get("retry-after"),
+                              min(self._max_pause, a.retry_after_cap))
+        return outcome
 
     def _run(self, flow: Flow) -> Any:
         value: Any = None
@@ -327,8 +379,7 @@ class AsyncEngine(_Base):
                  client: aiohttp.ClientSession | httpx.AsyncClient | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  pool_size: int = 100, batch_polls: bool = True, batch_window: float = 0.25,
-                 max_requests_per_second: float | Mapping[str, float] | None = None,
-                 max_pause_seconds: float = 300.0, **kwargs: Any) -> None:
+                 **kwargs: Any) -> None:
         super().__init__(secrets=secrets, **kwargs)
         if batch_window <= 0:
             raise ValueError("batch_window must be > 0 seconds")
@@ -340,9 +391,6 @@ class AsyncEngine(_Base):
         self._window = batch_window
         self._groups: dict[Any, PollGroup] = {}
         self._groups_loop: asyncio.AbstractEventLoop | None = None
-        self._rps = max_requests_per_second
-        self._max_pause = max_pause_seconds
-        self._limits: dict[str, OriginLimit] = {}
 
     async def aclose(self) -> None:
         await self._sender.aclose()
@@ -355,9 +403,7 @@ class AsyncEngine(_Base):
 
     async def _send(self, a: Send) -> Outcome:
         origin = origin_of(a.url)
-        limit = self._limits.get(origin)
-        if limit is None:
-            limit = self._limits[origin] = self._new_limit(origin)
+        limit = self._limit_of(origin)
         now = self.state.monotonic()
         if limit.gap or limit.paused_until > now or limit.next_free > now:
             # A job that ignores Retry-After is not held by a pause (the ceiling still holds).
@@ -374,25 +420,6 @@ class AsyncEngine(_Base):
             self._observe(limit, origin, reply.status_code, reply.headers.get("retry-after"),
                           min(self._max_pause, a.retry_after_cap))
         return outcome
-
-    def _new_limit(self, origin: str) -> OriginLimit:
-        rps = self._rps
-        if isinstance(rps, Mapping):
-            rps = rps.get(origin) or rps.get(origin.lower())
-        return OriginLimit(gap=1.0 / rps if rps else 0.0)
-
-    def _observe(self, limit: OriginLimit, origin: str, status: int, header: str | None,
-                 cap: float) -> None:
-        if header is None:
-            return
-        now = self.state.monotonic()
-        before = limit.paused_until
-        limit.paused_until = pause_until(status, parse_retry_after(header, self.state.now()), now,
-                                         before, cap)
-        if limit.paused_until > now and before <= now:
-            host = origin.rsplit("@", 1)[-1].split("//")[-1]  # no userinfo in the log
-            logger.info("%s answered HTTP %d with Retry-After: every request to it waits "
-                        "%.1fs", self.state.redactor.text(host), status, limit.paused_until - now)
 
     def _group(self, scope: Any, lists: bool, interval: float) -> PollGroup:
         loop = asyncio.get_running_loop()

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
@@ -337,3 +339,49 @@ def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
     gaps = [b - a for a, b in pairwise(times)]
     assert len(times) == 10
     assert all(g >= 0.04 for g in gaps), gaps  # 20/s: 50 ms apart
+
+
+@pytest.mark.integration
+def test_the_sync_engine_shares_the_per_origin_ceiling_across_threads(server: LocalServer) -> None:
+    server.on("GET", "/status/{run_id}", lambda req: Reply(json={"status": "done"}))
+    spec = trigrun.JobSpec.model_validate({
+        "name": "hook",
+        "request": {"url": server.url + "/hook", "method": "POST"},
+        "wait": {"status_url": server.url + "/status/{run_id}", "status_path": "status",
+                 "run_id_path": "id"}})
+    with trigrun.Engine(max_requests_per_second=20) as engine, ThreadPoolExecutor(5) as pool:
+        states = list(pool.map(lambda i: engine.poll(spec, f"r{i}").state, range(10)))
+    assert states == [trigrun.RunState.SUCCESS] * 10
+    times = sorted(r.at for r in server.requests_to())
+    gaps = [b - a for a, b in pairwise(times)]
+    assert len(times) == 10
+    # 20/s: 50 ms apart, whichever thread sends (the first send also builds its client, so
+    # its arrival at the server is the one that can come late)
+    assert all(g >= 0.04 for g in gaps[1:]), gaps
+    assert times[-1] - times[0] >= 0.4, gaps
+
+
+@pytest.mark.integration
+def test_a_retry_after_seen_by_one_sync_thread_holds_the_others(server: LocalServer) -> None:
+    calls: list[float] = []
+
+    def status(req: Recorded) -> Reply:
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            return Reply(503, headers={"Retry-After": "1"}, json={"detail": "busy"})
+        return Reply(json={"status": "done"})
+
+    server.on("GET", "/status/{run_id}", status)
+    spec = trigrun.JobSpec.model_validate({
+        "name": "hook",
+        "request": {"url": server.url + "/hook", "method": "POST"},
+        "wait": {"status_url": server.url + "/status/{run_id}", "status_path": "status",
+                 "run_id_path": "id"}})
+    with trigrun.Engine() as engine:
+        first = engine.poll(spec, "r0")
+        t0 = time.monotonic()
+        second = engine.poll(spec, "r1")  # another run, same origin: waits out the pause
+    assert first.state is trigrun.RunState.UNKNOWN
+    assert second.state is trigrun.RunState.SUCCESS
+    assert time.monotonic() - t0 >= 0.9
+    assert calls[1] - calls[0] >= 0.9
