@@ -351,7 +351,7 @@ def test_threads_sharing_the_sync_engine_never_lose_a_connection(
         srv = raw(ok(b"s"))
         sync = sync_sender(pool_size=3)
         with ThreadPoolExecutor(8) as pool:
-            outs = list(pool.map(lambda _: sync.send(send(srv.url)), range(40)))
+            outs = list(pool.map(lambda _, s=sync, u=srv.url: s.send(send(u)), range(40)))
         sync.close()
         assert [o.error for o in outs if o.reply is None] == []
         assert srv.connections <= 3
