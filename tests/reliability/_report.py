@@ -59,6 +59,16 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
          "Verdict"),
         "`AsyncEngine.fire_many` against `ChaosTarget`: a deterministic 10% of trigger "
         "requests get 503, half of them after the run was started (the reply was lost)."),
+    "scale": (
+        "Scale, restarts and proxies",
+        ("Scenario", "Runs started", "Runs expected", "Lost", "Duplicated", "Observed",
+         "Time (asserted)", "Verdict"),
+        "Production shapes: many waits on one target through batched polls with faulty "
+        "status reads, a proxy in the path that fails, two Airflow triggerers of which one "
+        "is killed, the Airflow scheduler and the Dagster daemon restarted mid-flight. *Runs "
+        "started* is counted at the target (its own records, or the API server's access "
+        "log); *lost* is a run expected and not started or a wait that never ended; "
+        "*duplicated* is a second run (or trigger request) for one job."),
     "leaks": (
         "Secret-leak sweep",
         ("Example", "Runs", "Places searched", "Canary hits", "Verdict"),
