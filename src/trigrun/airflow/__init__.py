@@ -1,4 +1,5 @@
-"""trigrun for Apache Airflow 3: hook, operator, deferrable trigger, sensor, link, DAG factory.
+"""trigrun for Apache Airflow 3: hook, operator, deferrable trigger, sensor, links, DAG factory,
+job assets.
 
 Everything here is imported lazily: Airflow imports this package while it discovers providers
 (``trigrun.airflow._provider``), so importing ``trigrun.airflow`` itself must not import Airflow.
@@ -16,6 +17,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .assets import job_asset
     from .dag_factory import dags_from_specs
     from .hooks import TrigRunHook
     from .links import TrigRunLink
@@ -32,6 +34,7 @@ _EXPORTS = {
     "TrigRunSensor": "sensors",
     "TrigRunTrigger": "triggers",
     "dags_from_specs": "dag_factory",
+    "job_asset": "assets",
 }
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "TrigRunSensor",
     "TrigRunTrigger",
     "dags_from_specs",
+    "job_asset",
 ]
 
 

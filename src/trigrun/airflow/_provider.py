@@ -34,7 +34,9 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.sensors"]}],
         "hooks": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.hooks"]}],
         "triggers": [{"integration-name": _INTEGRATION, "python-modules": [f"{_PKG}.triggers"]}],
-        "extra-links": [f"{_PKG}.links.TrigRunLink"],
+        "extra-links": [f"{_PKG}.links.{name}" for name in (
+            "TrigRunLink", "AirflowRunLink", "DagsterRunLink", "DbtCloudRunLink",
+            "PrefectRunLink")],
         "connection-types": [{
             "connection-type": "trigrun",
             "hook-class-name": f"{_PKG}.hooks.TrigRunHook",
@@ -85,6 +87,15 @@ def get_provider_info() -> dict[str, Any]:
                     "description": "true (default), false, system (the OS trust store), or "
                                    "the path of a CA bundle on the workers and triggerers.",
                     "schema": {"type": ["string", "null"]},
+                },
+                "max_requests_per_second": {
+                    "label": "Max requests per second",
+                    "description": "A ceiling on the requests per second this connection's "
+                                   "jobs send to its Base URL's origin, shared by every fire, "
+                                   "poll and cancel of a worker or triggerer (all deferred "
+                                   "tasks of a triggerer share it). Empty: no ceiling (a 429 "
+                                   "or 503 with Retry-After still pauses the origin).",
+                    "schema": {"type": ["number", "null"], "exclusiveMinimum": 0},
                 },
                 "cert": {
                     "label": "Client certificate",

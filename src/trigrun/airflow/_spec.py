@@ -22,13 +22,15 @@ from .._loader import format_validation_error
 from .._models import JobSpec, detect_target
 
 # Arguments of the operator/sensor that are job-spec fields (the rest go to BaseOperator).
-# ``retry_policy`` and ``params`` are BaseOperator arguments in Airflow, so the spec's are
-# spelled ``trigger_retry_policy`` and ``job_params``.
+# ``retry_policy``, ``params`` and ``queue`` (the executor's queue) are BaseOperator arguments
+# in Airflow, so the spec's are spelled ``trigger_retry_policy``, ``job_params``, ``job_queue``.
 SPEC_ARGS = {
     "job_name": "name", "request": "request", "target": "target",
     "auth": "auth", "trigger_retry_policy": "retry_policy", "wait": "wait",
     "idempotency": "idempotency", "ttl_seconds": "ttl_seconds", "overlap": "overlap",
     "job_params": "params", "max_response_bytes": "max_response_bytes",
+    "delay_seconds": "delay_seconds", "job_queue": "queue", "max_request_bytes": "max_request_bytes",
+    "link_upstream": "link_upstream",
 }
 REQUEST_ARGS = {"url": "url", "method": "method", "headers": "headers", "body": "body",
                 "request_timeout": "timeout_seconds", "verify": "verify"}
@@ -85,6 +87,18 @@ def _target_type(data: Mapping[str, Any]) -> str | None:
     return detect_target(url) if isinstance(url, str) else None
 
 
+def target_kind(data: Mapping[str, Any]) -> str | None:
+    """The preset a spec dict targets (``airflow``, ``dagster``...), or ``None`` when it cannot
+    be told before run time (a templated or missing target)."""
+    try:
+        kind = _target_type(data)
+    except Exception:
+        return None
+    if kind is None or "{" in kind:
+        return None
+    return kind
+
+
 @dataclass(frozen=True)
 class ConnectionInfo:
     """What a ``trigrun`` connection contributes to a spec. Holds no secret value."""
@@ -101,6 +115,8 @@ class ConnectionInfo:
     has_proxy: bool = False
     verify: bool | str | None = None
     cert: str | tuple[str, str] | None = None
+    # A requests-per-second ceiling on the base URL's origin (extra ``max_requests_per_second``).
+    max_requests_per_second: float | None = None
 
     @classmethod
     def from_connection(cls, conn: Any, extra: Mapping[str, Any]) -> ConnectionInfo:
@@ -127,10 +143,38 @@ class ConnectionInfo:
                    has_password=bool(conn.password), auth_type=str(opt("auth_type") or "auto"),
                    auth_header=opt("auth_header"), header_names=tuple(headers),
                    has_proxy=bool(opt("proxy")), verify=_verify(opt("verify")),
-                   cert=_cert(opt("cert")))
+                   cert=_cert(opt("cert")),
+                   max_requests_per_second=_rate(conn.conn_id, opt("max_requests_per_second")))
+
+    def rates(self) -> dict[str, float]:
+        """``max_requests_per_second`` for the engine: ``{origin of the base URL: ceiling}``."""
+        if not self.max_requests_per_second or not self.base_url:
+            return {}
+        return {origin(self.base_url): self.max_requests_per_second}
 
     def ref(self, *path: str) -> str:
         return "secret://conn/" + "/".join((self.conn_id, *path))
+
+
+def origin(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, as the engine keys its per-origin limits."""
+    i = url.find("://")
+    j = url.find("/", i + 3) if i >= 0 else -1
+    return url if j < 0 else url[:j]
+
+
+def _rate(conn_id: str, value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = -1.0
+    if not rate > 0 or rate == float("inf"):
+        raise SpecError(f"connection {conn_id!r}: extra max_requests_per_second={value!r} must "
+                        "be a number of requests per second above 0 (e.g. 5 or 0.5); leave it "
+                        "empty for no ceiling")
+    return rate
 
 
 def _verify(value: Any) -> bool | str | None:

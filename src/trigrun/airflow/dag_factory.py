@@ -16,6 +16,9 @@ Each enabled job becomes DAG ``<prefix><job slug>`` with one ``TrigRunOperator``
   ticks, so DST is Airflow's (a daily 01:30 in America/New_York fires once on the autumn change;
   02:30 fires at 03:30 on the spring one), and ``trigrun next`` previews the same.
 - ``kind: once``: ``@once`` starting at ``schedule.at``; ``kind: manual``: no schedule.
+- The task emits the job's Airflow asset on success (``job_asset(job name)``;
+  ``emit_assets=False`` turns it off), runs in the pool named by the job's ``queue``, and
+  delays the fire by the job's ``delay_seconds`` (deferring on a timer when deferrable).
 - ``max_active_runs=1``, ``catchup=False``, tags ``trigrun`` + the job's tags, the job's
   ``owner``, its description; a run's logical date is the tick, which keys exactly-once.
 - Disabled jobs get no DAG (``include_disabled=True`` makes them paused DAGs instead).
@@ -113,6 +116,7 @@ def dags_from_specs(
     deferrable: bool | None = None,
     wait_for_completion: bool | None = None,
     include_disabled: bool = False,
+    emit_assets: bool = True,
     operator_kwargs: Mapping[str, Any] | None = None,
     **dag_kwargs: Any,
 ) -> dict[str, DAG]:
@@ -124,6 +128,8 @@ def dags_from_specs(
     :param default_args: Airflow default args for every task; the job's ``owner`` wins.
     :param start_date: default: 2024-01-01 in the job's time zone (catchup is off).
     :param deferrable, wait_for_completion: passed to every ``TrigRunOperator``.
+    :param emit_assets: each job's task emits the job's asset (``job_asset(job name)``) when
+        it succeeds, so other DAGs can be scheduled on it.
     :param operator_kwargs: more ``TrigRunOperator``/``BaseOperator`` arguments for every task.
     :param dag_kwargs: more ``DAG`` arguments for every DAG.
     """
@@ -136,6 +142,7 @@ def dags_from_specs(
         op_kwargs["deferrable"] = deferrable
     if wait_for_completion is not None:
         op_kwargs["wait_for_completion"] = wait_for_completion
+    op_kwargs.setdefault("emit_asset", emit_assets)
     # DAG() reads these defaults from the Airflow config for every DAG (a third of a DAG's
     # construction time); one read per file gives every DAG the same values, faster.
     config_defaults = {

@@ -9,6 +9,9 @@ A ``trigrun`` connection holds what several jobs against one service share:
   ``auth_type`` field (``bearer``, ``basic``, ``airflow_password``, ``header`` with
   ``auth_header``, ``none``) overrides that guess.
 - **Extra** ``{"headers": {"X-Api-Key": "..."}}``: headers added to raw requests.
+- **Max requests per second** (extra ``max_requests_per_second``): a ceiling on the rate of
+  requests to the base URL's origin, for the engines of the hook, the operator's worker and
+  the triggerer (shared there by every deferred task on the origin).
 - **Proxy**, **TLS verify**, **Client certificate** (extra ``proxy``, ``verify``, ``cert``): how
   the connection's jobs connect; the proxy URL (it may hold credentials) goes into the spec as
   a ``secret://conn/<conn_id>/extra/proxy`` reference. Empty: the environment's proxies.
@@ -87,6 +90,10 @@ class TrigRunHook(BaseHook):
 
     # -- doing things ----------------------------------------------------------------------
     def engine(self, on_event: Callable[[Event], None] | None = None, **kwargs: Any) -> Engine:
+        """An Engine with the connection's ``max_requests_per_second`` on its base URL."""
+        info = self.connection_info()
+        if info is not None and info.rates() and "max_requests_per_second" not in kwargs:
+            kwargs["max_requests_per_second"] = info.rates()
         return sync_engine(on_event, **kwargs)
 
     def fire(self, spec: JobSpec | Mapping[str, Any], *, scheduled_time: datetime | None = None,

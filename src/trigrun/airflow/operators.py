@@ -43,8 +43,9 @@ import copy
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
 
@@ -53,6 +54,7 @@ from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowFailException
 
 from .. import (
+    Engine,
     Event,
     JobSpec,
     RunFailed,
@@ -76,10 +78,16 @@ from ._spec import (
     spec_to_dict,
     validate,
 )
+from .assets import asset_extra, job_asset
 from .hooks import TrigRunHook, sync_engine
-from .links import XCOM_RUN_ID, XCOM_RUN_URL, XCOM_TRIGGER_LOG, TrigRunLink
+from .links import XCOM_RUN_ID, XCOM_RUN_URL, XCOM_TRIGGER_LOG, TrigRunLink, link_for
 from .secrets import explain_missing
 from .triggers import SETTLE_SECONDS, TrigRunTrigger
+
+try:  # TEMPORARY until the core's Upstream lands
+    from .. import Upstream  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover
+    Upstream = None
 
 STATE_KEY = "trigrun"
 KILL_CANCEL_WAIT = 4.0
@@ -114,23 +122,47 @@ class TrigRunOperator(BaseOperator):
     :param url, method, headers, body, request_timeout, verify: the raw request, instead of or on
         top of ``spec["request"]``.
     :param job_name, target, auth, trigger_retry_policy, wait, idempotency, ttl_seconds, overlap,
-        job_params, max_response_bytes: the other job-spec fields (``name``, ``retry_policy``
-        and ``params`` are renamed: Airflow's operator already has ``retry_policy`` and
-        ``params``). ``job_name`` defaults to ``<dag_id>.<task_id>`` (plus the map index),
-        which keys idempotency, so two tasks never adopt each other's runs.
+        job_params, max_response_bytes, delay_seconds, job_queue, max_request_bytes,
+        link_upstream: the other job-spec fields (``name``, ``retry_policy``, ``params`` and
+        ``queue`` are renamed: Airflow's operator already has ``retry_policy``, ``params`` and
+        ``queue``, the executor's queue). ``job_name`` defaults to ``<dag_id>.<task_id>``
+        (plus the map index), which keys idempotency, so two tasks never adopt each other's
+        runs.
     :param wait_for_completion: wait for the run to end; default: the spec's ``wait.enabled``
         (yes when the target can report a run's state).
     :param deferrable: wait in the triggerer; default ``[operators] default_deferrable``.
     :param poll_interval: seconds between status checks; default ``wait.poll_interval_seconds``.
     :param timeout: the wait's deadline in seconds; default ``wait.timeout_seconds``.
     :param trigrun_conn_id: a ``trigrun`` connection that supplies base URL, auth, headers.
+    :param emit_asset: on success, emit the job's Airflow asset (``job_asset(job name)``,
+        added to ``outlets``), so other DAGs can be scheduled on it.
+
+    The spec's ``queue`` puts the task in the Airflow pool ``queue.name`` (one slot), and its
+    ``delay_seconds`` delays the fire after the scheduled time: a deferrable task defers on a
+    timer first, holding no worker slot; otherwise the worker sleeps.
     """
 
     template_fields: Sequence[str] = ("spec", "trigrun_conn_id", "poll_interval", "timeout",
                                       "wait_for_completion", "job_name")
     template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json"}
-    operator_extra_links = (TrigRunLink(),)
     ui_color = "#e3f1fb"
+
+    @property  # type: ignore[override]
+    def operator_extra_links(self) -> tuple[TrigRunLink, ...]:
+        """The button named for the target ("Dagster run"...). A mapped task (Airflow hands
+        this property its ``MappedOperator``) is judged by its partial arguments."""
+        spec = getattr(self, "spec", None)
+        if spec is None:
+            partial = getattr(self, "partial_kwargs", None) or {}
+            spec = partial.get("spec")
+            if isinstance(spec, JobSpec):
+                spec = spec_to_dict(spec)
+            fields = {k: partial.get(k) for k in ("url", "target")}
+            try:
+                spec = build_spec_dict(spec, fields, "mapped task")
+            except (SpecError, TypeError):
+                spec = None
+        return (link_for(spec),)
 
     def __init__(
         self,
@@ -152,11 +184,16 @@ class TrigRunOperator(BaseOperator):
         overlap: str | None = None,
         job_params: Mapping[str, Any] | None = None,
         max_response_bytes: int | None = None,
+        delay_seconds: float | str | None = None,
+        job_queue: Mapping[str, Any] | None = None,
+        max_request_bytes: int | None = None,
+        link_upstream: bool | None = None,
         wait_for_completion: bool | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float | timedelta | None = None,
         timeout: float | timedelta | None = None,
         trigrun_conn_id: str | None = None,
+        emit_asset: bool = False,
         **kwargs: Any,
     ) -> None:
         where = f"task {kwargs.get('task_id')!r}"
@@ -168,16 +205,32 @@ class TrigRunOperator(BaseOperator):
                 "argument (a RetryPolicy object that decides task retries). For the trigger "
                 "request's retries in the job-spec shape use trigger_retry_policy={...}, or "
                 "put retry_policy inside spec={...}.")
+        if isinstance(kwargs.get("queue"), Mapping):
+            # BaseOperator's `queue` is the executor's queue (a Celery queue name).
+            raise SpecError(
+                f"{where}: queue={dict(kwargs['queue'])!r} is Airflow's own argument (the "
+                "executor queue, a name). For the job's queue (an Airflow pool with its "
+                "concurrency limit) use job_queue={'name': ..., 'concurrency_limit': ...}, or "
+                "put queue inside spec={...}.")
         fields = {"url": url, "method": method, "headers": headers, "body": body,
                   "request_timeout": request_timeout, "verify": verify, "job_name": job_name,
                   "target": target, "auth": auth, "trigger_retry_policy": trigger_retry_policy,
                   "wait": wait, "idempotency": idempotency, "ttl_seconds": ttl_seconds,
                   "overlap": overlap, "job_params": job_params,
-                  "max_response_bytes": max_response_bytes}
+                  "max_response_bytes": max_response_bytes, "delay_seconds": delay_seconds,
+                  "job_queue": job_queue, "max_request_bytes": max_request_bytes,
+                  "link_upstream": link_upstream}
         data = build_spec_dict(spec, fields, where)
         # The spec's params are Airflow params too, so `{{ params.x }}` renders with them.
         if data.get("params"):
             kwargs["params"] = {**data["params"], **(kwargs.get("params") or {})}
+        # A job's queue is an Airflow pool: the scheduler then keeps at most the pool's slots
+        # of the queue's tasks running, across DAGs. An explicit `pool=` wins.
+        queue = data.get("queue")
+        if isinstance(queue, Mapping) and isinstance(queue.get("name"), str) and \
+                not is_template(queue["name"]) and not kwargs.get("pool"):
+            kwargs["pool"] = queue["name"]
+            kwargs.setdefault("pool_slots", 1)
         super().__init__(**kwargs)
         self.spec: dict[str, Any] = data
         self.job_name = job_name
@@ -192,6 +245,12 @@ class TrigRunOperator(BaseOperator):
         self._fired: tuple[JobSpec, str] | None = None
         self._waiting = False
         self._trigrun_map_index: int | None = -1
+        self.emit_asset = bool(emit_asset)
+        if self.emit_asset:
+            self._asset_job = self._parse_time_job_name(where)
+            asset = job_asset(self._asset_job)
+            if asset not in self.outlets:
+                self.outlets = [*self.outlets, asset]
         already_valid = isinstance(spec, JobSpec) and not any(
             v is not None for v in fields.values()) and not trigrun_conn_id
         if not already_valid:
@@ -214,6 +273,15 @@ class TrigRunOperator(BaseOperator):
             self.timeout = duration(self.timeout, tid, "timeout")
         if isinstance(self.trigrun_conn_id, str) and not is_template(self.trigrun_conn_id):
             self.trigrun_conn_id = self.trigrun_conn_id.strip() or None
+
+    def _parse_time_job_name(self, where: str) -> str:
+        # The asset is registered from the DAG file, so its job name must be known there.
+        name = self.job_name or self.spec.get("name") or self.default_job_name()
+        if is_template(name):
+            raise SpecError(f"{where}: emit_asset=True needs a job name known when the DAG file "
+                            f"is parsed, but it is the template {name!r}; give a plain "
+                            "job_name, or pass outlets=[trigrun.airflow.job_asset(...)] yourself")
+        return str(name)
 
     # -- spec ------------------------------------------------------------------------------
     def default_job_name(self) -> str:
@@ -293,27 +361,59 @@ class TrigRunOperator(BaseOperator):
             info = TrigRunHook(trigrun_conn_id=self.trigrun_conn_id).connection_info()
             if info is not None:
                 data = apply_connection(data, info)
+                self._rates = info.rates()
         return validate(data, f"task {self.task_id!r}")
 
     def _on_event(self, event: Event) -> None:
         self.log.info("%s", event.message)
 
+    def _engine(self) -> Engine:
+        rates = getattr(self, "_rates", None)
+        return sync_engine(on_event=self._on_event,
+                           **({"max_requests_per_second": rates} if rates else {}))
+
     # -- execute ---------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
         spec = self.job_spec()
         when = scheduled_time(context)
+        delay = float(getattr(spec, "delay_seconds", 0) or 0)
+        if delay > 0:
+            moment = when + timedelta(seconds=delay)
+            left = (moment - datetime.now(timezone.utc)).total_seconds()
+            if left > 0 and self.deferrable:
+                # A timer in the triggerer: no worker slot is held while the delay runs.
+                from airflow.providers.standard.triggers.temporal import DateTimeTrigger
+
+                self.log.info("job %r: delay_seconds=%g, deferring until %s before the fire",
+                              spec.name, delay, moment.isoformat())
+                self.defer(trigger=DateTimeTrigger(moment=moment),
+                           method_name="execute_after_delay")
+            if left > 0:
+                self.log.info("job %r: delay_seconds=%g, waiting %.1fs in the worker before "
+                              "the fire", spec.name, delay, left)
+                time.sleep(left)
+        return self._fire_and_wait(context, spec, when)
+
+    def execute_after_delay(self, context: Any, event: Any = None) -> dict[str, Any]:
+        """Resume after the delay's timer: fire now (the delay is over)."""
+        return self._fire_and_wait(context, self.job_spec(), scheduled_time(context))
+
+    def _fire_and_wait(self, context: Any, spec: JobSpec, when: datetime) -> dict[str, Any]:
         fire_log = self._fire_for_try(context, spec, when)
         run_id, run_url = fire_log.get("run_id"), fire_log.get("run_url")
         ti = context["ti"]
         if run_id:
             ti.xcom_push(key=XCOM_RUN_ID, value=run_id)
             ti.xcom_push(key=XCOM_RUN_URL, value=run_url)
+            self.log.info("job %r: %s run %s: %s", spec.name,
+                          "adopted" if fire_log.get("adopted") else "started", run_id,
+                          run_url or "(the target gives no run URL)")
         waits = spec.waits if self.wait_for_completion is None else self.wait_for_completion
         if fire_log.get("skipped"):
             self.log.info("job %r skipped: %s", spec.name, fire_log.get("reason"))
-            return fire_log
+            return self._emitted(context, fire_log)
         if not waits:
-            return fire_log
+            return self._emitted(context, fire_log)
         if not run_id:
             raise TrigRunError(f"job {spec.name!r}: the target returned no run id, so its run "
                                "cannot be waited on; set wait.run_id_path (webhooks) or "
@@ -331,7 +431,8 @@ class TrigRunOperator(BaseOperator):
                 trigger=TrigRunTrigger(spec=spec_to_dict(spec), run_id=str(run_id),
                                        end_time=end_time, poll_interval=interval,
                                        run_url=run_url, conn_id=self.trigrun_conn_id,
-                                       not_before=time.time() + SETTLE_SECONDS),
+                                       not_before=time.time() + SETTLE_SECONDS,
+                                       rates=getattr(self, "_rates", None) or None),
                 method_name="execute_complete",
                 kwargs={"fire_log": fire_log},
                 timeout=timedelta(seconds=timeout + max(DEFER_GRACE_SECONDS, 3 * interval)),
@@ -339,7 +440,7 @@ class TrigRunOperator(BaseOperator):
         # Left set if the wait is interrupted (execution_timeout, SIGTERM): on_kill then cancels.
         self._waiting = True
         try:
-            with sync_engine(on_event=self._on_event) as engine:
+            with self._engine() as engine:
                 run = engine.wait(spec, str(run_id), poll_interval=interval, end_time=end_time)
         except SecretNotFound as exc:
             raise explain_missing(exc, f"task {self.task_id!r}") from None
@@ -348,13 +449,46 @@ class TrigRunOperator(BaseOperator):
                  "message": run.message, "run_url": run.run_url or run_url,
                  "state": run.state.value, "polls": run.polls,
                  "duration_ms": round(run.duration_ms, 1), "waited_in": "worker"}
-        return self._finish(spec, fire_log, event)
+        return self._emitted(context, self._finish(spec, fire_log, event))
+
+    def upstream(self, context: Any) -> Any:
+        """This task instance as the downstream run's upstream: its name and its page in the
+        Airflow UI (``ti.log_url``, Airflow's own URL of the task instance, built on
+        ``[api] base_url``)."""
+        ti = context.get("ti")
+        dag_id = getattr(ti, "dag_id", None) or self.dag_id
+        run_id = str(getattr(ti, "run_id", None) or getattr(context.get("dag_run"), "run_id", ""))
+        index = getattr(ti, "map_index", -1)
+        mapped = f", map index {index}" if isinstance(index, int) and index >= 0 else ""
+        name = f"Airflow task {dag_id}.{self.task_id} (run {run_id}{mapped})"
+        try:
+            url: str | None = str(ti.log_url)  # type: ignore[union-attr]
+        except Exception:
+            base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+            url = (f"{base}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{self.task_id}"
+                   + (f"/mapped/{index}" if mapped else ""))
+        return Upstream(kind="airflow", name=name, url=url) if Upstream is not None else None
+
+    def _emitted(self, context: Any, log: dict[str, Any]) -> dict[str, Any]:
+        """The log, after giving the job's asset event (``emit_asset``) the run it is about."""
+        if self.emit_asset:
+            events = context.get("outlet_events")
+            if events is not None:
+                try:
+                    events[job_asset(self._asset_job)].extra.update(asset_extra(log))
+                except Exception as exc:  # the event itself is emitted by Airflow anyway
+                    self.log.warning("could not add the run to the asset event (%s)",
+                                     type(exc).__name__)
+        return log
 
     def send_trigger(self, context: Any, spec: JobSpec, when: Any) -> TriggerResult:
         """Send the trigger request (with the job's retry policy); raise if it failed."""
+        upstream = self.upstream(context)
         try:
-            with sync_engine(on_event=self._on_event) as engine:
-                result = engine.fire(spec, render=False, scheduled_time=when)
+            with self._engine() as engine:
+                # delay=False: the operator already delayed (in the triggerer or the worker).
+                extra = {"upstream": upstream, "delay": False} if Upstream is not None else {}
+                result = engine.fire(spec, render=False, scheduled_time=when, **extra)
         except SecretNotFound as exc:
             raise explain_missing(exc, f"task {self.task_id!r}") from None
         if result.adopted:
@@ -367,14 +501,15 @@ class TrigRunOperator(BaseOperator):
         """Resume after the trigger fired: succeed with the log, or fail with its message."""
         if not fire_log:
             fire_log = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_TRIGGER_LOG)
-        return self._finish(self.job_spec(), dict(fire_log or {}),
-                            {**event, "waited_in": "triggerer"})
+        return self._emitted(context, self._finish(self.job_spec(), dict(fire_log or {}),
+                                                   {**event, "waited_in": "triggerer"}))
 
     def _finish(self, spec: JobSpec, fire_log: dict[str, Any],
                 event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")
         message = str(event.get("message") or "")
-        self.log.info("run %s: %s (%s)", event.get("run_id"), status, message)
+        self.log.info("run %s: %s (%s): %s", event.get("run_id"), status, message,
+                      event.get("run_url") or fire_log.get("run_url") or "(no run URL)")
         out = {**fire_log, "wait": {k: v for k, v in event.items() if k != "run_id"}}
         if event.get("run_url"):
             out["run_url"] = event["run_url"]
@@ -481,7 +616,7 @@ class TrigRunOperator(BaseOperator):
         """Whether the run ended failed or cancelled. Unknown counts as no: never start a
         second run on a guess."""
         try:
-            with sync_engine(on_event=self._on_event) as engine:
+            with self._engine() as engine:
                 status = engine.poll(spec, run_id)
         except SecretNotFound as exc:
             raise explain_missing(exc, f"task {self.task_id!r}") from None
@@ -533,7 +668,7 @@ class TrigRunOperator(BaseOperator):
 
         def cancel() -> None:
             try:
-                with sync_engine(on_event=self._on_event) as engine:
+                with self._engine() as engine:
                     ok = engine.cancel(spec, run_id)
                 self.log.info("cancel of run %s %s", run_id, "requested" if ok else "failed")
             except Exception as exc:

@@ -30,7 +30,7 @@ from .. import JobSpec, RunFailed, RunState, SecretNotFound
 from .._targets import preset_for
 from ._spec import apply_connection, build_spec_dict, placeholder, spec_to_dict, validate
 from .hooks import TrigRunHook, sync_engine
-from .links import XCOM_RUN_ID, XCOM_RUN_URL, TrigRunLink
+from .links import XCOM_RUN_ID, XCOM_RUN_URL, TrigRunLink, link_for
 from .secrets import explain_missing
 from .triggers import SETTLE_SECONDS, TrigRunTrigger
 
@@ -58,8 +58,12 @@ class TrigRunSensor(BaseSensorOperator):
 
     template_fields: Sequence[str] = ("spec", "run_id")
     template_fields_renderers: ClassVar[dict[str, str]] = {"spec": "json"}
-    operator_extra_links = (TrigRunLink(),)
     ui_color = "#e3f1fb"
+
+    @property  # type: ignore[override]
+    def operator_extra_links(self) -> tuple[TrigRunLink, ...]:
+        """The button named for the target ("Dagster run"...), like the operator's."""
+        return (link_for(getattr(self, "spec", None)),)
 
     def __init__(self, *, run_id: str, spec: JobSpec | Mapping[str, Any] | None = None,
                  url: str | None = None, target: str | Mapping[str, Any] | None = None,

@@ -157,6 +157,16 @@ def _spec_of(data: dict[str, Any]) -> JobSpec:
     return spec
 
 
+def _apply_rates(engine: AsyncEngine, rates: dict[str, float] | None) -> None:
+    """The connection's requests-per-second ceiling on the shared engine's origin limit, which
+    every trigger waiting on that origin shares (the lowest ceiling asked for wins)."""
+    for origin, rps in (rates or {}).items():
+        if not rps or rps <= 0:
+            continue
+        limit = engine._limit_of(origin)
+        limit.gap = max(limit.gap, 1.0 / float(rps))
+
+
 def shared_engine_count() -> int:
     """How many shared engines are open (one per event loop with a running trigrun trigger)."""
     return len(_ENGINES)
@@ -176,11 +186,14 @@ class TrigRunTrigger(BaseTrigger):
         which watches a run it did not start: no).
     :param not_before: epoch seconds before which no event is fired (the deferring task sets
         ``SETTLE_SECONDS`` after its deferral; see the module docstring).
+    :param rates: ``{origin: requests per second}`` from the ``trigrun`` connection's
+        ``max_requests_per_second``: a ceiling on the triggerer's shared engine for that origin.
     """
 
     def __init__(self, spec: dict[str, Any], run_id: str, end_time: float,
                  poll_interval: float, run_url: str | None = None, conn_id: str | None = None,
-                 cancel_on_kill: bool = True, not_before: float | None = None) -> None:
+                 cancel_on_kill: bool = True, not_before: float | None = None,
+                 rates: dict[str, float] | None = None) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.spec = spec
         self.run_id = str(run_id)
@@ -190,6 +203,7 @@ class TrigRunTrigger(BaseTrigger):
         self.conn_id = conn_id
         self.cancel_on_kill = cancel_on_kill
         self.not_before = not_before
+        self.rates = dict(rates) if rates else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return CLASSPATH, {
@@ -201,6 +215,7 @@ class TrigRunTrigger(BaseTrigger):
             "conn_id": self.conn_id,
             "cancel_on_kill": self.cancel_on_kill,
             "not_before": self.not_before,
+            "rates": self.rates,
         }
 
     def _event(self, status: str, message: str, **extra: Any) -> TriggerEvent:
@@ -227,6 +242,7 @@ class TrigRunTrigger(BaseTrigger):
                                f"{self.poll_interval:g}s, deadline in "
                                f"{self.end_time - time.time():.0f}s)")
             async with _Lease() as engine:
+                _apply_rates(engine, self.rates)
                 try:
                     result = await engine.wait(spec, self.run_id,
                                                poll_interval=self.poll_interval,
