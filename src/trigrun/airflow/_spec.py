@@ -99,6 +99,32 @@ def target_kind(data: Mapping[str, Any]) -> str | None:
     return kind
 
 
+def lineage_dataset(data: Mapping[str, Any]) -> tuple[str, str]:
+    """OpenLineage ``(namespace, name)`` of the job a spec dict starts: the target's origin
+    (without credentials) and the job on it."""
+    target = data.get("target")
+    request = data.get("request") if isinstance(data.get("request"), Mapping) else {}
+    t = target if isinstance(target, Mapping) else {}
+    url = str(t.get("base_url") or (request or {}).get("url") or "")
+    namespace = origin(url)
+    scheme, sep, rest = namespace.partition("://")
+    namespace = f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if sep else namespace
+    kind = target_kind(data)
+    if kind == "airflow" and t.get("dag_id"):
+        name = str(t["dag_id"])
+    elif kind == "dagster" and t.get("job_name"):
+        name = str(t["job_name"])
+    elif kind == "dbt_cloud" and t.get("job_id"):
+        name = f"{t.get('account_id')}/{t['job_id']}"
+    elif kind == "prefect" and t.get("deployment_id"):
+        name = str(t["deployment_id"])
+    else:  # a webhook's path may carry its token (Slack, Teams): the job's name instead
+        name = str(data.get("name") or "webhook")
+    if not namespace.startswith(("http://", "https://")) or "{" in namespace:
+        namespace = "trigrun"  # a secret:// reference or a template: nothing to show
+    return namespace, name
+
+
 @dataclass(frozen=True)
 class ConnectionInfo:
     """What a ``trigrun`` connection contributes to a spec. Holds no secret value."""

@@ -39,6 +39,7 @@ after five.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
@@ -73,6 +74,7 @@ from ._spec import (
     apply_connection,
     build_spec_dict,
     event_status,
+    lineage_dataset,
     placeholder,
     scheduled_time,
     spec_to_dict,
@@ -106,6 +108,26 @@ _ENDED_BADLY = (RunState.FAILED, RunState.CANCELLED)
 
 # Bounds the walk along the chain of keys (one lookup and one status check per failed run).
 MAX_RERUNS = 100
+
+
+def _with_lineage_parent(spec: JobSpec, ti: Any) -> JobSpec:
+    """An Airflow target's conf with OpenLineage's parent run facet (``conf["openlineage"]``),
+    as Airflow's ``TriggerDagRunOperator`` passes it; the spec as it is when the OpenLineage
+    provider is absent or disabled."""
+    target = spec.target
+    if getattr(target, "type", None) != "airflow" or ti is None:
+        return spec
+    try:
+        from airflow.providers.standard.utils.openlineage import (
+            safe_inject_openlineage_properties_into_dagrun_conf,
+        )
+    except ImportError:
+        return spec
+    conf = dict(getattr(target, "conf", None) or {})
+    new = safe_inject_openlineage_properties_into_dagrun_conf(dr_conf=conf, ti=ti)
+    if not isinstance(new, dict) or new == conf:
+        return spec
+    return spec.model_copy(update={"target": target.model_copy(update={"conf": new})})
 
 
 def rerun_key(base: str, n: int) -> str:
@@ -484,6 +506,7 @@ class TrigRunOperator(BaseOperator):
     def send_trigger(self, context: Any, spec: JobSpec, when: Any) -> TriggerResult:
         """Send the trigger request (with the job's retry policy); raise if it failed."""
         upstream = self.upstream(context)
+        spec = _with_lineage_parent(spec, context.get("ti"))
         try:
             with self._engine() as engine:
                 # delay=False: the operator already delayed (in the triggerer or the worker).
@@ -657,6 +680,28 @@ class TrigRunOperator(BaseOperator):
                 "scheduled_time": saved.get("scheduled_time"),
                 "target": saved.get("target"), "skipped": False, "reason": reason,
                 "adopted": True, "error": None}
+
+    # -- OpenLineage (only when apache-airflow-providers-openlineage is installed) ------------
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The downstream job as this task's output dataset: namespace the target's origin,
+        name the job on it (DAG id, Dagster job, dbt Cloud ``account/job``, Prefect deployment,
+        webhook path), with the downstream run's URL when the task pushed one. Called by the
+        OpenLineage listener; imports nothing of OpenLineage before it is."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import Dataset
+
+        namespace, name = lineage_dataset(self._named(self.spec))
+        facets: dict[str, Any] = {}
+        url = None
+        if task_instance is not None:
+            with contextlib.suppress(Exception):
+                url = task_instance.xcom_pull(task_ids=self.task_id, key=XCOM_RUN_URL)
+        if url:
+            from openlineage.client.facet_v2 import documentation_dataset
+
+            facets["documentation"] = documentation_dataset.DocumentationDatasetFacet(
+                description=f"Downstream run: {url}")
+        return OperatorLineage(outputs=[Dataset(namespace=namespace, name=name, facets=facets)])
 
     # -- kill ------------------------------------------------------------------------------
     def on_kill(self) -> None:
