@@ -204,8 +204,8 @@ CERT_HINT = ("a certificate that fails verification fails every retry: set reque
 CLIENT_CERT_HINT = ("the server requires a client certificate (mutual TLS): set request.cert "
                     "(or the target's cert) to a PEM with certificate and key, or a "
                     "[cert, key] pair")
-PROXY_AUTH_HINT = ("the proxy asks for credentials: put them in the proxy URL, e.g. "
-                   "http://user:secret://proxy-password@proxy:3128")
+PROXY_AUTH_HINT = ("the proxy asks for credentials, or refused the ones given: put the right "
+                   "ones in the proxy URL, e.g. http://user:secret://proxy-password@proxy:3128")
 PROXY_REFUSED_HINT = ("the proxy refused the tunnel, and would refuse every retry the same way: "
                       "check the proxy URL and what the proxy allows (NO_PROXY, "
                       "request.trust_env: false or request.proxy to go another way)")
@@ -222,6 +222,30 @@ def proxy_refusal(status: int | None, text: str) -> tuple[str, bool, str | None]
     if status is not None and 400 <= status < 500:
         return f"proxy error: {text}", True, PROXY_REFUSED_HINT
     return f"proxy error: {text}", False, None
+
+
+def proxy_address(proxy: str) -> str:
+    """``host:port`` of a proxy URL: never its credentials."""
+    parts = urlsplit(proxy)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def proxy_unreachable(address: str, exc: BaseException | None) -> str:
+    """A proxy that could not be connected to, named (only a proxy is connected to when one
+    is set: the proxy reaches the target), with the socket's own error."""
+    return f"proxy error: could not connect to the proxy {address}: {exc}"
+
+
+def socket_error(exc: BaseException | None) -> OSError | None:
+    """The socket-level error under a library's wrappers (not a TLS one), if any."""
+    for _ in range(8):
+        if exc is None:
+            return None
+        if isinstance(exc, OSError) and not isinstance(exc, ssl.SSLError):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _chain_text(exc: BaseException | None) -> str:

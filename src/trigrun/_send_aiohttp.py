@@ -37,6 +37,7 @@ from ._http import (
     httpx_proxied,
     is_timeout,
     proxy_refusal,
+    proxy_unreachable,
     set_target,
     what_failed,
     wire_target,
@@ -72,7 +73,8 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, str | None
     if isinstance(exc, aiohttp.ClientHttpProxyError):
         return proxy_refusal(exc.status, f"{exc.status} {exc.message}")
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return what_failed("proxy", exc, timeout), False, None
+        # aiohttp's own text names the SSL context object (an address, different every run).
+        return proxy_unreachable(f"{exc.host}:{exc.port}", exc.os_error), False, None
     if isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError,
                         aiohttp.ClientResponseError)):
         return what_failed("protocol", exc, timeout), False, None

@@ -23,7 +23,17 @@ from typing import Any
 import httpx
 
 from ._flow import Outcome, Send
-from ._http import IDEMPOTENT, Proxies, TlsContexts, classify_httpx, httpx_proxied, set_target
+from ._http import (
+    IDEMPOTENT,
+    Proxies,
+    TlsContexts,
+    classify_httpx,
+    httpx_proxied,
+    proxy_address,
+    proxy_unreachable,
+    set_target,
+    socket_error,
+)
 from ._targets import HttpReply
 
 logger = logging.getLogger("trigrun")
@@ -123,8 +133,7 @@ class HttpxSender:
                                "job's verify / cert / proxy settings are left to that client")
             yield self._given
             return
-        proxy = a.proxy if a.proxy is not None else (
-            self._proxies.for_url(a.url) if a.trust_env else None)
+        proxy = self._proxy_of(a)
         key = (a.verify, a.cert, a.trust_env, proxy)
         lane = self._lanes.get(key)
         if lane is None:
@@ -135,6 +144,10 @@ class HttpxSender:
                         lambda: self._new_client(*key), self._pool_size)
         with lane.borrow(a.timeout) as client:
             yield client
+
+    def _proxy_of(self, a: Send) -> str | None:
+        return a.proxy if a.proxy is not None else (
+            self._proxies.for_url(a.url) if a.trust_env else None)
 
     def _new_client(self, verify: Any, cert: Any, trust_env: bool,
                     proxy: str | None) -> httpx.Client:
@@ -152,6 +165,12 @@ class HttpxSender:
                 reply = self._exchange(client, a, t0 + a.timeout)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, OverflowError, OSError) as exc:
             error, permanent, hint = classify_httpx(exc, a.timeout)
+            proxy = self._proxy_of(a) if self._given is None else None
+            if proxy is not None and isinstance(exc, httpx.ConnectError) and not permanent:
+                # Through a proxy the only connection made here is to the proxy: say so.
+                cause = socket_error(exc)
+                if cause is not None:
+                    error = proxy_unreachable(proxy_address(proxy), cause)
             return Outcome(None, error, (time.monotonic() - t0) * 1000, permanent=permanent,
                            hint=hint)
         return Outcome(reply, None, (time.monotonic() - t0) * 1000)

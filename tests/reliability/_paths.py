@@ -48,6 +48,10 @@ def label(status: int | None, error: str | None) -> str:
     if status is not None:
         return str(status)
     e = (error or "").lower()
+    if m := re.match(r"proxy error: (\d{3})\b", e):  # the proxy's own answer to CONNECT
+        return f"proxy {m.group(1)}"
+    # aiohttp names the connection's TLS setting in every connect error ("ssl:default").
+    e = e.replace("ssl:default", "").replace("ssl:none", "")
     for words, name in ((("certificate", "ssl"), "TLS"), (("refused", "connect call failed"), "refused"),
                         (("timed out", "timeout"), "timeout"),
                         (("reset", "closed the connection", "disconnect", "remoteprotocol",

@@ -8,9 +8,13 @@ where trigrun does otherwise today the scenario names the bug and the test is a 
 
 from __future__ import annotations
 
+import base64
 import itertools
+import select
+import socket
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
@@ -26,6 +30,7 @@ from tests.helpers.faults import (
     lost_reply,
 )
 from tests.helpers.httpserver import Recorded, Reply, closed_port
+from tests.helpers.proxy import ForwardProxy
 
 from ._secrets import KEY, TOKEN
 
@@ -43,15 +48,22 @@ class Rig:
     job: str
     tls: TLSFiles
     servers: list[FaultServer] = field(default_factory=list)
+    proxies: list[ForwardProxy] = field(default_factory=list)
 
     def server(self, *, tls: bool = False) -> FaultServer:
         srv = FaultServer(tls=self.tls if tls else None).start()
         self.servers.append(srv)
         return srv
 
+    def proxy(self, proxy: ForwardProxy) -> ForwardProxy:
+        self.proxies.append(proxy.__enter__())
+        return proxy
+
     def close(self) -> None:
         for srv in self.servers:
             srv.stop()
+        for proxy in self.proxies:
+            proxy.__exit__(None, None, None)
 
 
 @dataclass
@@ -410,6 +422,134 @@ def arm_dagster_lost(rig: Rig) -> Armed:
     return Armed(spec, lambda: launches["n"], lambda: len(fake.runs))
 
 
+# Proxy faults. The job's proxy carries credentials from a secret (the canary KEY is the
+# password); the target is HTTPS, so every request goes through a CONNECT tunnel.
+
+PROXY_USER = "relproxy"
+
+
+def proxy_url(port: int) -> str:
+    return f"http://{PROXY_USER}:secret://rel_key@127.0.0.1:{port}"
+
+
+def proxy_secrets() -> list[str]:
+    """The proxy credentials as they go on the wire (Basic), besides the password itself."""
+    return [base64.b64encode(f"{PROXY_USER}:{KEY}".encode()).decode()]
+
+
+class CuttingProxy(ForwardProxy):
+    """A forward proxy that cuts its first ``cuts`` CONNECT tunnels once ``cut_after`` bytes
+    of the target's side went through (mid-body of the reply), and relays the rest whole."""
+
+    def __init__(self, *, cut_after: int, cuts: int = 1) -> None:
+        super().__init__()
+        self.cut_after = cut_after
+        self.cuts_left = cuts
+        self.cut = 0
+
+    def _relay(self, client: socket.socket, upstream: socket.socket) -> None:
+        with self._lock:
+            cut = self.cuts_left > 0
+            self.cuts_left -= cut
+        sent = 0
+        while True:
+            readable, _, _ = select.select([client, upstream], [], [], 30)
+            if not readable:
+                return
+            for s in readable:
+                data = s.recv(65536)
+                if not data:
+                    return
+                if s is client:
+                    upstream.sendall(data)
+                    continue
+                if cut and sent + len(data) >= self.cut_after:
+                    client.sendall(data[: self.cut_after - sent])
+                    with self._lock:
+                        self.cut += 1
+                    with suppress(OSError):
+                        client.shutdown(socket.SHUT_RDWR)
+                    return
+                sent += len(data)
+                client.sendall(data)
+
+
+def _tunnels(proxy: ForwardProxy, srv: FaultServer, status: int) -> None:
+    entries = proxy.entries()
+    assert entries, "nothing went through the proxy"
+    assert {(e.method, e.target) for e in entries} == {("CONNECT", f"127.0.0.1:{srv.port}")}
+    assert {e.status for e in entries} == {status}, [e.status for e in entries]
+
+
+def arm_proxy_down(rig: Rig) -> Armed:
+    srv = rig.server(tls=True)
+    target = RunTarget(srv)
+    spec = hook_spec(rig, target, verify=str(rig.tls.cert), proxy=proxy_url(closed_port()))
+
+    def proofs() -> None:
+        assert srv.requests == []
+
+    return Armed(spec, posts(srv), lambda: len(target.runs_for(rig.job)), proofs, proxy_secrets)
+
+
+def arm_proxy_407(rig: Rig) -> Armed:
+    srv = rig.server(tls=True)
+    target = RunTarget(srv)
+    # The proxy wants other credentials than the job's: 407 to every CONNECT.
+    proxy = rig.proxy(ForwardProxy(credentials=(PROXY_USER, "another-password")))
+    spec = hook_spec(rig, target, verify=str(rig.tls.cert), proxy=proxy_url(proxy.port))
+
+    def proofs() -> None:
+        _tunnels(proxy, srv, 407)
+        assert len(proxy.entries()) == 1  # not retried: the same credentials fail again
+        assert {e.auth for e in proxy.entries()} == {"wrong"}  # the job's were sent
+        assert srv.requests == []
+
+    return Armed(spec, posts(srv), lambda: len(target.runs_for(rig.job)), proofs, proxy_secrets)
+
+
+def arm_proxy_cut(rig: Rig) -> Armed:
+    srv = rig.server(tls=True)
+    target = RunTarget(srv)
+    # Past the TLS handshake and the reply's head (about 1.5 KB), well inside its 20 KB body.
+    proxy = rig.proxy(CuttingProxy(cut_after=6000))
+
+    def padded(req: Recorded) -> Reply:
+        reply = target.trigger(req)
+        return Reply(reply.status, json={**reply.json, "detail": "x" * 20000})
+
+    srv.on("POST", "/trigger", padded)
+    spec = hook_spec(rig, target, verify=str(rig.tls.cert), proxy=proxy_url(proxy.port))
+
+    def proofs() -> None:
+        _tunnels(proxy, srv, 200)
+        assert proxy.cut == 1
+        _same_key(srv)  # the retry carried the first attempt's key: the target adopted
+
+    return Armed(spec, posts(srv), lambda: len(target.runs_for(rig.job)), proofs, proxy_secrets)
+
+
+def arm_proxy_cut_no_key(rig: Rig) -> Armed:
+    armed = arm_proxy_cut(rig)
+    armed.spec["idempotency"] = {"enabled": False}
+    srv, proxy = rig.servers[-1], rig.proxies[-1]
+
+    def proofs() -> None:
+        _tunnels(proxy, srv, 200)
+        assert len(srv.requests_to("/trigger", "POST")) == 1  # not sent again
+
+    armed.proofs = proofs
+    return armed
+
+
+BUG_RESEND_WITHOUT_KEY = (
+    "With `idempotency.enabled: false`, a trigger request whose reply was cut mid-body (so it "
+    "reached the target, which started the run) is sent again without any key, and the target "
+    "starts a second run: `JobFlows.fire` (`_flow.py`) retries every network error by "
+    "`retry_policy` alone (`next_delay` in `_retry.py` is told only `network_error`), while "
+    "an attempt that got a status line, or any part of the reply, may have started the run "
+    "and should end the fire (unknown outcome) instead of being resent without a key")
+
 BUG_UNREADABLE = (
     "A 2xx reply to the trigger whose run id cannot be read is recorded as status_code=None "
     "and response=None: `JobFlows.fire` (`_flow.py`) lets the preset's PresetError fall "
@@ -482,4 +622,19 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("dagster_lost_reply", "Dagster GraphQL target: reply lost after the run started "
              "(found by tag)", arm_dagster_lost,
              Expect(True, "success", ("reset",), 1, adopted=True)),
+    Scenario("proxy_down", "Proxy down (connection to the proxy refused), HTTPS target, "
+             "proxy credentials from a secret", arm_proxy_down,
+             Expect(False, None, ("refused",) * 4, 0,
+                    says=(r"proxy", r"refused|Errno 111|connect call failed", r"4 attempt"),
+                    seconds=(0.3, 3.0))),
+    Scenario("proxy_407", "Proxy answers CONNECT with 407 (the job's proxy credentials are "
+             "wrong)", arm_proxy_407,
+             Expect(False, None, ("proxy 407",), 0, says=(r"407", r"credentials"))),
+    Scenario("proxy_tunnel_cut", "Proxy cuts the CONNECT tunnel mid-body of the reply (run "
+             "already started)", arm_proxy_cut,
+             Expect(True, "success", ("reset", "409"), 1, adopted=True, status=409)),
+    Scenario("proxy_tunnel_cut_no_key", "Proxy cuts the CONNECT tunnel mid-body of the reply "
+             "(run already started), idempotency off: not resent", arm_proxy_cut_no_key,
+             Expect(False, None, ("reset",), 1, says=(r"reached|may have|not (re)?sent",)),
+             bug=BUG_RESEND_WITHOUT_KEY),
 )

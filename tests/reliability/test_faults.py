@@ -23,6 +23,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 # Short, stable causes for the table (messages themselves hold ports and URLs).
 CAUSES = (
+    (r"could not connect to the proxy", "proxy unreachable"),
+    (r"proxy error: 407", "proxy refused the credentials (407)"),
     (r"certificate verify failed", "certificate not trusted"),
     (r"refused|Errno 111", "connection refused"),
     (r"too many redirects", "redirect loop stopped"),
