@@ -13,10 +13,11 @@ from ._exceptions import (
 from ._flow import Event, idempotency_key
 from ._loader import load_jobs, parse_jobs
 from ._models import JobSpec
-from ._results import Attempt, RunResult, RunState, TriggerResult
+from ._results import Attempt, JobRun, RunResult, RunState, TriggerResult
 from ._schedule import next_fire_times
 from ._secrets import EnvSecrets
 from ._targets import RunStatus
+from ._upstream import Upstream
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "Engine",
     "EnvSecrets",
     "Event",
+    "JobRun",
     "JobSpec",
     "RunFailed",
     "RunResult",
@@ -38,6 +40,7 @@ __all__ = [
     "TrigRunError",
     "TriggerFailed",
     "TriggerResult",
+    "Upstream",
     "__version__",
     "idempotency_key",
     "load_jobs",

@@ -32,18 +32,20 @@ from ._flow import (
     Resolve,
     Send,
     Sleep,
+    delay_left,
     idempotency_key,
     logger,
     prepare,
 )
 from ._http import Proxies, TlsContexts
 from ._models import JobSpec
-from ._results import RunResult, RunState, TriggerResult
+from ._results import JobRun, RunResult, RunState, TriggerResult
 from ._retry import parse_retry_after
 from ._secrets import AnyResolver, SecretsArg, normalize_resolvers, resolve_async, resolve_sync
 from ._send_aiohttp import AiohttpSender
 from ._send_httpx import HttpxSender
 from ._targets import RunStatus
+from ._upstream import Upstream
 
 # For the engine's own timers (wake-ups), whose callbacks read no context variable: asyncio
 # would copy the caller's context for each one, and thousands stay scheduled at once.
@@ -157,6 +159,15 @@ class _Base:
                 scheduled_time=scheduled.isoformat(), target=flows.preset.name, skipped=True,
                 reason=skip, spec=rendered)
         return flows, scheduled, None
+
+    def _delay_of(self, flows: JobFlows, scheduled: datetime) -> float:
+        """Seconds to wait before the fire (``delay_seconds`` after the scheduled time)."""
+        left = delay_left(flows.spec, scheduled, self.state.wall())
+        if left > 0:
+            self.state.emit("delay", flows.spec.name, f"delay_seconds="
+                            f"{flows.spec.delay_seconds:g}: firing in {left:.1f}s",
+                            delay_seconds=left)
+        return left
 
     def _recent_values(self, action: Resolve) -> tuple[dict[str, str | None], list[str]]:
         """Values resolved lately that this action may use, and the names still to resolve."""
@@ -275,12 +286,20 @@ class Engine(_Base):
                 raise TypeError(action)
 
     def fire(self, spec: JobSpec, context: Mapping[str, Any] | None = None, *,
-             scheduled_time: datetime | None = None, render: bool = True) -> TriggerResult:
-        """Send the job's trigger request, with retries. Failures are recorded, not raised."""
+             scheduled_time: datetime | None = None, render: bool = True,
+             upstream: Upstream | None = None, delay: bool = True) -> TriggerResult:
+        """Send the job's trigger request, with retries. Failures are recorded, not raised.
+
+        ``upstream``: who starts the run, written into the request as the target names it
+        (docs/upstream.md). ``delay=False``: do not wait out the job's ``delay_seconds``
+        (the caller already did, e.g. a deferred Airflow task)."""
         flows, scheduled, skipped = self._start_fire(spec, context, scheduled_time, render)
         if skipped is not None:
             return skipped
-        result: TriggerResult = self._run(flows.fire(scheduled, self.state.monotonic()))
+        if delay and (left := self._delay_of(flows, scheduled)) > 0:
+            self._sleep(left)
+        result: TriggerResult = self._run(flows.fire(scheduled, self.state.monotonic(),
+                                                     upstream=upstream))
         return result
 
     def wait(self, target: TriggerResult | JobSpec, run_id: str | None = None, *,
@@ -391,6 +410,8 @@ class AsyncEngine(_Base):
         self._window = batch_window
         self._groups: dict[Any, PollGroup] = {}
         self._groups_loop: asyncio.AbstractEventLoop | None = None
+        self._queues: dict[str, asyncio.Semaphore] = {}
+        self._queues_loop: asyncio.AbstractEventLoop | None = None
 
     async def aclose(self) -> None:
         await self._sender.aclose()
@@ -497,23 +518,97 @@ class AsyncEngine(_Base):
         return await asyncio.shield(pending)
 
     async def fire(self, spec: JobSpec, context: Mapping[str, Any] | None = None, *,
-                   scheduled_time: datetime | None = None, render: bool = True) -> TriggerResult:
+                   scheduled_time: datetime | None = None, render: bool = True,
+                   upstream: Upstream | None = None, delay: bool = True) -> TriggerResult:
+        """As ``Engine.fire``: ``upstream`` names who starts the run, ``delay=False`` skips
+        the wait for the job's ``delay_seconds``."""
         flows, scheduled, skipped = self._start_fire(spec, context, scheduled_time, render)
         if skipped is not None:
             return skipped
-        result: TriggerResult = await self._run(flows.fire(scheduled, self.state.monotonic()))
+        if delay and (left := self._delay_of(flows, scheduled)) > 0:
+            await self._sleep(left)
+        result: TriggerResult = await self._run(flows.fire(scheduled, self.state.monotonic(),
+                                                           upstream=upstream))
         return result
 
+    def _queue_of(self, spec: JobSpec) -> asyncio.Semaphore | None:
+        """The engine-wide semaphore of the job's queue (None: no queue, or no limit). The
+        first limit seen for a queue name is the one it keeps."""
+        queue = spec.queue
+        if queue is None or queue.concurrency_limit is None:
+            return None
+        loop = asyncio.get_running_loop()
+        if self._queues_loop is not loop:  # a semaphore's waiters belong to one loop
+            self._queues, self._queues_loop = {}, loop
+        sem = self._queues.get(queue.name)
+        if sem is None:
+            sem = self._queues[queue.name] = asyncio.Semaphore(queue.concurrency_limit)
+        return sem
+
+    async def _slots(self, spec: JobSpec, sem: asyncio.Semaphore,
+                     work: Callable[[], Awaitable[Any]]) -> Any:
+        # The queue's slot first, then one of the call's: a job waiting for its queue holds
+        # none of the `concurrency` slots that jobs of other queues could use meanwhile.
+        queue = self._queue_of(spec)
+        if queue is None:
+            async with sem:
+                return await work()
+        async with queue, sem:
+            return await work()
+
     async def fire_many(self, specs: Iterable[JobSpec], concurrency: int = 10,
-                        context: Mapping[str, Any] | None = None) -> list[TriggerResult]:
-        """Fire many jobs, at most ``concurrency`` at once; results in the order given."""
+                        context: Mapping[str, Any] | None = None, *,
+                        upstream: Upstream | None = None) -> list[TriggerResult]:
+        """Fire many jobs, at most ``concurrency`` at once, and at most a queue's
+        ``concurrency_limit`` of each queue's jobs (engine-wide); results in the order given."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         sem = asyncio.Semaphore(concurrency)
 
         async def one(spec: JobSpec) -> TriggerResult:
-            async with sem:
-                return await self.fire(spec, context)
+            result: TriggerResult = await self._slots(
+                spec, sem, lambda: self.fire(spec, context, upstream=upstream))
+            return result
 
         return list(await asyncio.gather(*(one(s) for s in specs)))
+
+    async def run_many(self, specs: Iterable[JobSpec], *, concurrency: int = 10,
+                       context: Mapping[str, Any] | None = None,
+                       upstream: Upstream | None = None,
+                       on_progress: Callable[[int, JobRun | None, str], None] | None = None,
+                       ) -> list[JobRun]:
+        """Fire each job and, when it waits (``wait.enabled``, or its target's default),
+        wait for its run: the seed's ``batchTriggerAndWait``. At most ``concurrency`` jobs
+        in flight (a job is in flight from its fire to the end of its wait), and at most a
+        queue's ``concurrency_limit`` of each queue's jobs. Results in the order given.
+
+        ``on_progress(index, job_run, phase)`` is called as each job moves on: phase
+        ``"firing"`` (``job_run`` None), ``"waiting"`` (the trigger known, the run not
+        yet), ``"done"``."""
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        sem = asyncio.Semaphore(concurrency)
+
+        def tell(i: int, got: JobRun | None, phase: str) -> None:
+            if on_progress is not None:
+                on_progress(i, got, phase)
+
+        async def work(i: int, spec: JobSpec) -> JobRun:
+            tell(i, None, "firing")
+            trigger = await self.fire(spec, context, upstream=upstream)
+            run = None
+            if trigger.ok and not trigger.skipped and trigger.run_id and spec.waits:
+                tell(i, JobRun(trigger), "waiting")
+                run = await self.wait(trigger)
+            got = JobRun(trigger, run)
+            tell(i, got, "done")
+            return got
+
+        async def one(i: int, spec: JobSpec) -> JobRun:
+            got: JobRun = await self._slots(spec, sem, lambda: work(i, spec))
+            return got
+
+        return list(await asyncio.gather(*(one(i, s) for i, s in enumerate(specs))))
 
     async def wait(self, target: TriggerResult | JobSpec, run_id: str | None = None, *,
                    poll_interval: float | None = None, timeout: float | None = None,

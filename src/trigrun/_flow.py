@@ -27,6 +27,7 @@ from ._retry import next_delay, parse_retry_after, poll_error_delay
 from ._secrets import REDACTED_RECORD, SECRET_RE, Redactor, find_references, substitute
 from ._targets import HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, preset_for
 from ._templates import needs_render, render_spec, template_context
+from ._upstream import Upstream
 
 logger = logging.getLogger("trigrun")
 
@@ -74,6 +75,8 @@ class Outcome:
     hint: str | None = None
 
 
+SPEC_HINT = ("nothing was sent: this is a problem in the job spec (or in a secret's value), "
+             "not on the server")
 LOCAL_HINT = ("nothing was sent: this is a problem in the job spec (or in a secret's value), "
               "not on the server; remove the CR/LF or control character")
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
@@ -366,25 +369,27 @@ class JobFlows:
         self.state.emit("token", self.spec.name, f"got an Airflow API token from {url}")
         return token
 
+    def _content(self, call: HttpCall) -> tuple[bytes | None, bool]:
+        """The body as sent (secrets substituted), and whether it holds a secret."""
+        if call.json is not None:
+            raw = json.dumps(call.json, separators=(",", ":"))
+            body_has_secret = "secret://" in raw
+            if body_has_secret:
+                raw = json.dumps(substitute(call.json, self.secrets), separators=(",", ":"))
+            return raw.encode(), body_has_secret
+        if call.content is not None:
+            return substitute(call.content, self.secrets).encode(), "secret://" in call.content
+        return None, False
+
     def _send_raw(self, call: HttpCall, extra_headers: Mapping[str, str] | None = None) -> Flow:
         req = self.spec.request
         headers = {k: substitute(v, self.secrets) for k, v in call.headers.items()}
         if extra_headers:
             headers.update(extra_headers)
         url = substitute(call.url, self.secrets)
-        content: bytes | None = None
-        body_has_secret = False
-        if call.json is not None:
-            raw = json.dumps(call.json, separators=(",", ":"))
-            body_has_secret = "secret://" in raw
-            if body_has_secret:
-                raw = json.dumps(substitute(call.json, self.secrets), separators=(",", ":"))
-            content = raw.encode()
-            if not any(k.lower() == "content-type" for k in headers):
-                headers["Content-Type"] = "application/json"
-        elif call.content is not None:
-            body_has_secret = "secret://" in call.content
-            content = substitute(call.content, self.secrets).encode()
+        content, body_has_secret = self._content(call)
+        if call.json is not None and not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
         timeout = req.timeout_seconds if req else 30.0
         follow = req.follow_redirects if req else False
         conn = connection_settings(self.spec)
@@ -472,11 +477,19 @@ class JobFlows:
         return kept + f"... [truncated: kept {cap} bytes]", True
 
     # -- fire ----------------------------------------------------------------------------------
-    def fire(self, scheduled: datetime, started: float) -> Flow:
+    def fire(self, scheduled: datetime, started: float, *,
+             upstream: Upstream | None = None) -> Flow:
         spec, st, preset = self.spec, self.state, self.preset
         key = self.key if spec.idempotency.enabled else None
         iso = scheduled.astimezone(timezone.utc).isoformat()
         attempts: list[Attempt] = []
+        if upstream is not None and spec.link_upstream:
+            # Not secrets, but everything that leaves trigrun passes the redactor.
+            red = st.redactor
+            upstream = replace(upstream, name=red.text(upstream.name),
+                               url=red.text(upstream.url) if upstream.url else None)
+        else:
+            upstream = None
 
         def result(ok: bool, reply: HttpReply | None = None, ref: RunRef | None = None,
                    **kw: Any) -> TriggerResult:
@@ -490,6 +503,13 @@ class JobFlows:
 
         try:
             yield from self.resolve_all()
+            call = preset.trigger_call(key, iso, upstream=upstream)
+            # Before any request (an overlap listing, a key lookup): nothing goes out for a
+            # job whose trigger could never be sent.
+            too_big = self._oversize(call)
+            if too_big is not None:
+                st.emit("refused", spec.name, too_big)
+                return result(False, error=st.redactor.text(too_big))
             if spec.overlap != "allow":
                 active = yield from self._active()
                 if active:
@@ -507,7 +527,6 @@ class JobFlows:
                     st.emit("adopt", spec.name, f"already triggered: adopting run {found.run_id}")
                     return result(True, ref=found, adopted=True,
                                   reason="idempotency: this fire already started a run")
-            call = preset.trigger_call(key, iso)
             delay_before = 0.0
             for number in range(1, spec.retry_policy.max_attempts + 1):
                 t0 = st.monotonic()
@@ -576,6 +595,16 @@ class JobFlows:
         except (PresetError, _AuthError) as exc:
             err = st.redactor.text(f"job {spec.name!r}: {exc}")
             return result(False, error=err)
+
+    def _oversize(self, call: HttpCall) -> str | None:
+        """Why the trigger's body is refused (over ``max_request_bytes``), or None."""
+        limit = self.spec.max_request_bytes
+        content, _ = self._content(call)
+        if content is None or len(content) <= limit:
+            return None
+        return (f"job {self.spec.name!r}: the trigger request body is {len(content)} bytes, "
+                f"over max_request_bytes={limit}; {SPEC_HINT}: make the body smaller (pass "
+                "large data by reference, e.g. a storage URL) or raise max_request_bytes")
 
     def _safe_url(self, url: str) -> str:
         return self.state.redactor.text(url.split("?", 1)[0])
@@ -837,8 +866,21 @@ def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
         rendered = render_spec(spec, template_context(spec, scheduled, context))
     skip = None
     if spec.ttl_seconds is not None:
-        late = (now - scheduled).total_seconds()
+        # As the seed's TTL: a delayed fire's TTL starts when its delay ends.
+        delay = spec.delay_seconds
+        late = (now - scheduled).total_seconds() - delay
         if late > spec.ttl_seconds:
-            skip = (f"ttl: fired {late:.0f}s after its scheduled time "
-                    f"{scheduled.isoformat()}, more than ttl_seconds={spec.ttl_seconds:g}")
+            since = (f"its delayed time (scheduled {scheduled.isoformat()} + "
+                     f"delay_seconds={delay:g})" if delay else
+                     f"its scheduled time {scheduled.isoformat()}")
+            skip = (f"ttl: fired {late:.0f}s after {since}, more than "
+                    f"ttl_seconds={spec.ttl_seconds:g}")
     return rendered, scheduled, skip
+
+
+def delay_left(spec: JobSpec, scheduled: datetime, now: float) -> float:
+    """Seconds until the job's fire is due: its scheduled time plus ``delay_seconds``
+    (0 when that has passed, or the job has no delay). ``now``: the wall clock."""
+    if not spec.delay_seconds:
+        return 0.0
+    return max(0.0, scheduled.timestamp() + spec.delay_seconds - now)

@@ -10,7 +10,17 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from ._duration import DURATION_FIX, DURATION_PATTERN, parse_duration
 
 DEFAULT_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # 4xx that mean "try again later" and so may be listed in retry_on_statuses.
@@ -198,6 +208,39 @@ class WaitSpec(_Model):
     running_values: list[str] = Field(default_factory=lambda: ["queued", "pending", "scheduled", "running", "started", "in_progress", "starting"])
 
 
+class QueueSpec(_Model):
+    """The queue a job runs in (the seed's ``queue``): jobs of one queue name share its
+    concurrency limit. Mapped to the orchestrator's own mechanism: an Airflow pool, a Dagster
+    pool, a semaphore in ``AsyncEngine.fire_many`` / ``run_many`` and ``trigrun fire --all``."""
+
+    name: str = Field(min_length=1, max_length=250, examples=["warehouse"],
+                      description="Queue name; jobs with the same name share the limit.")
+    concurrency_limit: int | None = Field(
+        None, ge=1, description="At most this many of the queue's jobs in flight at once "
+        "(None: no limit of its own). Where jobs of one queue give different limits, an "
+        "engine keeps the first it sees.")
+
+
+def _delay(v: Any) -> Any:
+    if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        return v
+    try:
+        return parse_duration(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not a delay; {DURATION_FIX}") from None
+
+
+Delay = Annotated[
+    float, BeforeValidator(_delay), Field(ge=0),
+    WithJsonSchema({"anyOf": [{"type": "number", "minimum": 0},
+                              {"type": "string", "pattern": DURATION_PATTERN}],
+                    "default": 0, "examples": [30, "5m"],
+                    "description": "Time between the scheduled time and the fire: seconds, "
+                    "or a duration string ('30s', '5m', '1h30m'). `ttl_seconds` counts from "
+                    "the delayed time."}),
+]
+
+
 class IdempotencySpec(_Model):
     enabled: bool = True
     key: str | None = Field(None, description="Template for the key; default: derived from job name and scheduled time.")
@@ -361,6 +404,17 @@ class JobSpec(_Model):
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None
     max_response_bytes: int = Field(65536, ge=256, description="Response bytes kept in results and logs.")
+    max_request_bytes: int = Field(1048576, ge=1, description="Largest trigger request body "
+                                   "sent (after rendering); a larger one is refused before "
+                                   "anything is sent.")
+    delay_seconds: Delay = 0.0
+    queue: QueueSpec | None = Field(None, description="The job's queue and its concurrency "
+                                    "limit, e.g. {\"name\": \"warehouse\", "
+                                    "\"concurrency_limit\": 3}.")
+    link_upstream: bool = Field(True, description="Tell the downstream run who started it "
+                                "(docs/upstream.md): the Airflow DAG run's note and conf key "
+                                "`trigrun`, Dagster run tags, the Prefect flow run's name and "
+                                "tags, the dbt Cloud cause. False: send none of it.")
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:

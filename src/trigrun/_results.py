@@ -119,3 +119,25 @@ class RunResult:
         if self.state is not RunState.SUCCESS:
             raise RunFailed(self.message, run=self)
         return self
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One job of ``AsyncEngine.run_many``: its fire and, when the job waits, how its run
+    ended (None: the job does not wait, or there was no run to wait on)."""
+
+    trigger: TriggerResult
+    run: RunResult | None = None
+
+    @property
+    def ok(self) -> bool:
+        """The fire succeeded (or was skipped) and the run, if waited on, succeeded."""
+        return self.trigger.ok and (self.run is None or self.run.ok)
+
+    @property
+    def job(self) -> str:
+        return self.trigger.job
+
+    def to_log(self) -> dict[str, Any]:
+        return {"trigger": self.trigger.to_log(),
+                "run": self.run.to_log() if self.run is not None else None}

@@ -9,6 +9,7 @@ from typing import Any
 
 from .._models import JobSpec
 from .._results import RunState
+from .._upstream import Upstream
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -129,7 +130,11 @@ class Preset:
     def supports_wait(self) -> bool:
         return True
 
-    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+    def trigger_call(self, key: str | None, scheduled_iso: str, *,
+                     upstream: Upstream | None = None) -> HttpCall:
+        """The trigger request. ``upstream`` (already redacted; None when the job's
+        ``link_upstream`` is off) goes in as the target names who started a run
+        (docs/upstream.md); it never changes what identifies the fire (the key)."""
         raise NotImplementedError
 
     def parse_trigger(self, reply: HttpReply) -> RunRef | None:

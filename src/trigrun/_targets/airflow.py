@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from .._models import AirflowTarget, BasicAuth
 from .._results import RunState
+from .._upstream import Upstream
 from ._base import JSON_HEADERS, HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus
 
 STATES = {
@@ -22,6 +23,8 @@ STATES = {
 }
 # Airflow's default [api] maximum_page_limit.
 BATCH_SIZE = 100
+# The DAG run note's column (dag_run_note.content) holds 1000 characters.
+NOTE_MAX = 1000
 _RUN_ID_SAFE = re.compile(r"[^A-Za-z0-9_.~:+-]")
 
 
@@ -51,7 +54,8 @@ class AirflowPreset(Preset):
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, **self.base_headers()}
 
-    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+    def trigger_call(self, key: str | None, scheduled_iso: str, *,
+                     upstream: Upstream | None = None) -> HttpCall:
         body: dict[str, Any]
         if self.spec.request is not None and isinstance(self.spec.request.body, dict):
             body = dict(self.spec.request.body)
@@ -59,6 +63,16 @@ class AirflowPreset(Preset):
             body = {"conf": dict(self.target.conf)}
             if self.target.note:
                 body["note"] = self.target.note
+        if upstream is not None:
+            # The note is what the DAG run's page shows; the conf key is for the DAG's code.
+            # A note or a `trigrun` conf key the job gives itself is kept.
+            if not body.get("note"):
+                body["note"] = upstream.line[:NOTE_MAX]
+            conf = body.get("conf")
+            if conf is None:
+                conf = {}
+            if isinstance(conf, dict) and "trigrun" not in conf:
+                body["conf"] = {**conf, "trigrun": upstream.conf()}
         if key and "dag_run_id" not in body:
             body["dag_run_id"] = dag_run_id(key)
         if self.version == "v2" and "logical_date" not in body:

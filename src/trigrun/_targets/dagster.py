@@ -7,9 +7,12 @@ from typing import Any
 
 from .._models import DagsterTarget
 from .._results import RunState
+from .._upstream import Upstream
 from ._base import JSON_HEADERS, HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, dig
 
 KEY_TAG = "trigrun/idempotency_key"
+UPSTREAM_TAG = "trigrun/upstream"
+UPSTREAM_URL_TAG = "trigrun/upstream_url"
 STATES = {
     "QUEUED": RunState.QUEUED,
     "NOT_STARTED": RunState.QUEUED,
@@ -95,17 +98,23 @@ class DagsterPreset(Preset):
             raise PresetError(f"the Dagster GraphQL reply has no data.{field}")
         return node
 
-    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+    def trigger_call(self, key: str | None, scheduled_iso: str, *,
+                     upstream: Upstream | None = None) -> HttpCall:
+        links = _upstream_tags(upstream)
         if self.spec.request is not None:
             body = self.spec.request.body
             assert isinstance(body, dict)
             if key:
-                body = _with_tag(body, key)
+                body = _with_tags(body, {KEY_TAG: key})
+            if links:
+                body = _with_tags(body, links, keep=True)
             return self.raw_trigger_call(body=body)
         t = self.target
         tags = [{"key": k, "value": v} for k, v in t.tags.items()]
         if key:
             tags.append({"key": KEY_TAG, "value": key})
+        # Tags the job sets itself win over the upstream's.
+        tags += [{"key": k, "value": v} for k, v in links.items() if k not in t.tags]
         selector: dict[str, Any] = {"repositoryName": t.repository_name, "jobName": t.job_name}
         if t.repository_location_name:
             selector["repositoryLocationName"] = t.repository_location_name
@@ -219,8 +228,19 @@ def _status(raw: Any) -> RunStatus:
     return status
 
 
-def _with_tag(body: dict[str, Any], key: str) -> dict[str, Any]:
-    """Add the idempotency tag to a raw launchRun body's executionMetadata, when it has one."""
+def _upstream_tags(upstream: Upstream | None) -> dict[str, str]:
+    """The run tags that name the upstream (Dagster's UI lists them on the run's page)."""
+    if upstream is None:
+        return {}
+    tags = {UPSTREAM_TAG: upstream.name}
+    if upstream.url:
+        tags[UPSTREAM_URL_TAG] = upstream.url
+    return tags
+
+
+def _with_tags(body: dict[str, Any], new: dict[str, str], *, keep: bool = False) -> dict[str, Any]:
+    """Add tags to a raw launchRun body's executionMetadata, when it has one. ``keep``: a
+    tag the body already has stays as it is (else it is replaced)."""
     variables = body.get("variables")
     if not isinstance(variables, dict):
         return body
@@ -228,7 +248,12 @@ def _with_tag(body: dict[str, Any], key: str) -> dict[str, Any]:
     if not isinstance(params, dict):
         return body
     meta = dict(params.get("executionMetadata") or {})
-    tags = [t for t in meta.get("tags") or [] if t.get("key") != KEY_TAG]
-    tags.append({"key": KEY_TAG, "value": key})
+    old = [t for t in meta.get("tags") or [] if isinstance(t, dict)]
+    have = {t.get("key") for t in old}
+    if keep:
+        tags = old + [{"key": k, "value": v} for k, v in new.items() if k not in have]
+    else:
+        tags = [t for t in old if t.get("key") not in new]
+        tags += [{"key": k, "value": v} for k, v in new.items()]
     meta["tags"] = tags
     return {**body, "variables": {**variables, "executionParams": {**params, "executionMetadata": meta}}}

@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from .._models import DbtCloudTarget
 from .._results import RunState
+from .._upstream import Upstream
 from ._base import JSON_HEADERS, HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus
 
 STATUS = {
@@ -24,6 +25,8 @@ STATUS = {
 STATUS_NAMES = {1: "Queued", 2: "Starting", 3: "Running", 10: "Success", 20: "Error", 30: "Cancelled"}
 ACTIVE = (1, 2, 3)
 BATCH_SIZE = 100  # dbt Cloud's largest page
+DEFAULT_CAUSE = "Triggered by trigrun"
+CAUSE_MAX = 255
 
 
 class DbtCloudPreset(Preset):
@@ -37,7 +40,8 @@ class DbtCloudPreset(Preset):
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, **self.base_headers()}
 
-    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+    def trigger_call(self, key: str | None, scheduled_iso: str, *,
+                     upstream: Upstream | None = None) -> HttpCall:
         body: dict[str, Any]
         if self.spec.request is not None and isinstance(self.spec.request.body, dict):
             body = dict(self.spec.request.body)
@@ -45,8 +49,16 @@ class DbtCloudPreset(Preset):
             body = {"cause": self.target.cause}
             if self.target.steps_override:
                 body["steps_override"] = list(self.target.steps_override)
-        if key:
-            body["cause"] = f"{body.get('cause') or 'Triggered by trigrun'} [{key}]"[:255]
+        cause = str(body.get("cause") or DEFAULT_CAUSE)
+        if upstream is not None:
+            # The cause is what dbt Cloud's run page shows as "Triggered by ...". A cause the
+            # job sets itself is kept, with the upstream after it.
+            cause = upstream.line if cause == DEFAULT_CAUSE else f"{cause} ({upstream.line})"
+        # dbt Cloud keeps 255 characters; the key at the end is what a later fire looks for,
+        # so the text before it is cut, never the key.
+        tail = f" [{key}]" if key else ""
+        if key or upstream is not None:
+            body["cause"] = cause[:CAUSE_MAX - len(tail)] + tail
         if self.spec.request is not None:
             return self.raw_trigger_call(body=body)
         url = f"{self._account}/jobs/{quote(str(self.target.job_id), safe='')}/run/"

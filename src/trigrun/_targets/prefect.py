@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from .._models import PrefectTarget
 from .._results import RunState
+from .._upstream import Upstream
 from ._base import JSON_HEADERS, HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus
 
 STATES = {
@@ -23,6 +24,8 @@ STATES = {
 # At most 200 (PREFECT_API_DEFAULT_LIMIT); 100 flow runs of ~2.5 KB stay well under the
 # engine's read limit.
 BATCH_SIZE = 100
+# Flow run names are free text; kept short enough to read in the runs list.
+NAME_MAX = 200
 ACTIVE = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"]
 
 
@@ -37,12 +40,26 @@ class PrefectPreset(Preset):
     def _headers(self) -> dict[str, str]:
         return {**JSON_HEADERS, **self.base_headers()}
 
-    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+    def trigger_call(self, key: str | None, scheduled_iso: str, *,
+                     upstream: Upstream | None = None) -> HttpCall:
         body: dict[str, Any]
         if self.spec.request is not None and isinstance(self.spec.request.body, dict):
             body = dict(self.spec.request.body)
         else:
             body = {"parameters": dict(self.target.parameters)}
+        if upstream is not None:
+            # A flow run has no note: its name heads the run's page and its tags show
+            # beside it (and filter the runs list). A name the job gives itself is kept.
+            if not body.get("name"):
+                body["name"] = f"from {upstream.name}"[:NAME_MAX]
+            tags = body.get("tags")
+            tags = list(tags) if isinstance(tags, list) else []
+            for tag in ("trigrun", f"trigrun/upstream:{upstream.kind}"):
+                if tag not in tags:
+                    tags.append(tag)
+            if upstream.url:
+                tags.append(f"trigrun/upstream_url:{upstream.url}")
+            body["tags"] = tags
         if key and "idempotency_key" not in body:
             # Prefect keeps an idempotency key unique per flow, not per deployment: two
             # deployments of one flow fired for the same tick must not share a run.

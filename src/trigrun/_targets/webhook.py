@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from .._results import RunState
+from .._upstream import Upstream
 from ._base import HttpCall, HttpReply, Preset, PresetError, RunRef, RunStatus, dig
 
 
@@ -15,7 +16,10 @@ class WebhookPreset(Preset):
     def supports_wait(self) -> bool:
         return self.spec.wait.status_url is not None
 
-    def trigger_call(self, key: str | None, scheduled_iso: str) -> HttpCall:
+    def trigger_call(self, key: str | None, scheduled_iso: str, *,
+                     upstream: Upstream | None = None) -> HttpCall:
+        # A webhook's body is the receiver's own format, unknown to trigrun: nothing is added.
+        del upstream
         extra = {}
         req = self.spec.request
         assert req is not None
