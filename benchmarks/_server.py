@@ -18,7 +18,8 @@ clock instead: it is first seen queued, running from one interval later, success
 intervals after it was first seen, however often it is read; and
 
 - ``GET  /api/v2/dags/{dag}/dagRuns?state=queued&state=running&order_by=id&limit=L&offset=O``
-  lists the DAG's active runs (the ones seen so far, paged), as Airflow 3's API does.
+  lists the DAG's active runs (the ones seen so far, paged), as Airflow 3's API does;
+  ``?end_date_gte=T&...`` lists the runs that ended since T.
 
 Control port: ``/reset?polls=K[&interval=S]`` clears all counters; ``/stats`` returns accepted connections,
 requests, the most connections open at once and, per run, the gaps between its polls (from
@@ -34,6 +35,7 @@ import json
 import sys
 import time
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -93,7 +95,6 @@ class State:
         self.interval = interval  # set: states follow the clock (batched polls)
         self.first_seen: dict[str, float] = {}
         self.active: dict[str, dict[str, float]] = defaultdict(dict)  # dag -> run -> first seen
-        self.done: set[tuple[str, str]] = set()
         self.reads: list[float] = []  # arrival of every status request (list or single)
         self.connections = 0
         # Connections still open from before the reset stay counted as open.
@@ -103,25 +104,37 @@ class State:
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.started = time.monotonic()
 
-    def timed(self, dag: str, run_id: str, now: float) -> str:
-        if (dag, run_id) in self.done:
-            return "success"
-        first = self.active[dag].setdefault(run_id, now)
+    def _end_at(self, first: float) -> float:
+        # success from K - 1 intervals after first seen (reads land near whole intervals)
         assert self.interval is not None
-        step = int((now - first) / self.interval + 0.5)  # reads land near whole intervals
-        if step >= self.polls - 1:
-            del self.active[dag][run_id]
-            self.done.add((dag, run_id))
+        return first + (self.polls - 1.5) * self.interval
+
+    def timed(self, dag: str, run_id: str, now: float) -> str:
+        assert self.interval is not None
+        first = self.active[dag].setdefault(run_id, now)
+        if now >= self._end_at(first):
             return "success"
+        step = int((now - first) / self.interval + 0.5)
         return "queued" if step == 0 else "running"
 
+    def ended(self, dag: str, since: str, limit: int, offset: int, now: float) -> bytes:
+        # Runs end on the clock, whether read or not; `since` is a wall time.
+        after = datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
+        to_wall = time.time() - now
+        ids = [run_id for run_id, first in self.active[dag].items()
+               if (end := self._end_at(first)) <= now and end + to_wall >= after]
+        runs = [json.loads(_airflow_run(dag, run_id, "success"))
+                for run_id in ids[offset:offset + limit]]
+        return json.dumps({"dag_runs": runs, "total_entries": len(ids)}).encode()
+
     def listing(self, dag: str, limit: int, offset: int, now: float) -> bytes:
-        runs = []
-        for run_id in list(self.active[dag])[offset:offset + limit]:
-            state = self.timed(dag, run_id, now)
-            if state != "success":
-                runs.append(json.loads(_airflow_run(dag, run_id, state)))
-        return json.dumps({"dag_runs": runs, "total_entries": len(self.active[dag])}).encode()
+        # The runs not ended at this read, in id order: as on a real server, a run that ends
+        # between two page reads moves the later pages by one.
+        live = [(run_id, first) for run_id, first in self.active[dag].items()
+                if now < self._end_at(first)]
+        runs = [json.loads(_airflow_run(dag, run_id, self.timed(dag, run_id, now)))
+                for run_id, _ in live[offset:offset + limit]]
+        return json.dumps({"dag_runs": runs, "total_entries": len(live)}).encode()
 
     def step(self, key: str, now: float) -> str:
         seen = self.arrivals[key]
@@ -179,8 +192,13 @@ def handle_data(method: str, target: str, body: bytes, now: float) -> tuple[int,
             return 200, _airflow_run(dag, run_id, st.step("a:" + run_id, now))
         if method == "GET" and tail in ("", "/") and st.interval is not None:
             query = parse_qs(urlsplit(target).query)
-            st.by_kind["airflow_list"] += 1
             st.reads.append(now)
+            if "end_date_gte" in query:
+                st.by_kind["airflow_ended"] += 1
+                return 200, st.ended(dag, query["end_date_gte"][0],
+                                     int(query.get("limit", ["100"])[0]),
+                                     int(query.get("offset", ["0"])[0]), now)
+            st.by_kind["airflow_list"] += 1
             return 200, st.listing(dag, int(query.get("limit", ["100"])[0]),
                                    int(query.get("offset", ["0"])[0]), now)
     elif path.startswith(DBT_PREFIX) and method == "GET":

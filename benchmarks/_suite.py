@@ -259,9 +259,11 @@ def batch_section(plan: Plan, log: Log) -> dict[str, Any]:
                 late = got.get("late_ms") or []
                 rows.append({**row, "ok": got["ok"], "cpu_s": got["cpu_s"],
                              "wall_s": got["wall_s"],
-                             "list_requests": kinds.get("airflow_list", 0),
+                             "list_requests": kinds.get("airflow_list", 0)
+                             + kinds.get("airflow_ended", 0),
                              "run_reads": kinds.get("airflow", 0),
-                             "requests": kinds.get("airflow_list", 0) + kinds.get("airflow", 0),
+                             "requests": kinds.get("airflow_list", 0)
+                             + kinds.get("airflow_ended", 0) + kinds.get("airflow", 0),
                              "steady_per_interval": (len(steady) / intervals
                                                      if intervals >= 1 else None),
                              "pages": targets * -(-(n // targets) // 100),

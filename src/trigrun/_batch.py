@@ -30,6 +30,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from ._flow import BatchPage, Flow, JobFlows, Outcome, PollRun
@@ -45,6 +46,9 @@ GRID_OFFSET = 0.025
 # Replies from a batch endpoint that mean "this target has no such endpoint" (an older
 # Airflow or a proxy in front that does not route it): the group polls per run for good.
 NO_BATCH_STATUSES = frozenset({400, 404, 405, 422, 501})
+# How far before the last complete listing the ended-runs listing starts: the target's clock
+# may be behind ours.
+ENDED_MARGIN = 60.0
 # The longest a listing is used after it was read (a quarter of the interval below 4 s).
 MAX_FRESH = 1.0
 # How far apart sends queued behind a pause are released (50 per second per origin).
@@ -128,8 +132,11 @@ class PollGroup:
     """
 
     def __init__(self, run: Runner, window: float, context: Any, *, lists: bool = False,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self._run = run
+        self._wall = wall
+        self._listed_wall: float | None = None  # wall time the last complete listing began
         self.window = window
         self._context = context
         self.lists = lists
@@ -208,8 +215,38 @@ class PollGroup:
                                       for o in offsets))
         return [first, *more]
 
+    async def _ended(self, leader: JobFlows, ids: list[str],
+                     by_id: dict[str, list[_Member]], stamp: float | None) -> None:
+        """Runs that left the active listing, from the listing of runs that ended since the
+        last complete one began (less a margin for the target's clock), when that is fewer
+        requests than reading them one by one. Found runs are settled; the rest stay."""
+        if self._listed_wall is None or len(by_id) < 2:
+            return
+        since = datetime.fromtimestamp(self._listed_wall - ENDED_MARGIN, timezone.utc)
+        first_call = leader.preset.batch_ended_page(since, 0)
+        if first_call is None:
+            return
+        self.batches += 1
+        pages = [await self._run(leader.poll_batch(ids, first_call))]
+        first = pages[0]
+        if not isinstance(first, BatchPage):
+            return
+        size = len(first.found)
+        offsets = list(range(size, first.total, size)) if size and first.total else []
+        if offsets and len(offsets) < sum(1 for rid in by_id if rid not in first.found):
+            calls = [c for o in offsets if (c := leader.preset.batch_ended_page(since, o))]
+            self.batches += len(calls)
+            pages += await asyncio.gather(*(self._run(leader.poll_batch(ids, c))
+                                            for c in calls))
+        for page in pages:
+            if isinstance(page, BatchPage):
+                for rid, status in page.found.items():
+                    if rid in by_id and status.state.terminal:
+                        _settle(by_id.pop(rid), status, stamp)
+
     async def _flush(self, batch: list[_Member], when: float) -> None:
         read_at = self._clock()
+        read_wall = self._wall()
         by_id: dict[str, list[_Member]] = {}
         for m in batch:
             if m.fut.done():
@@ -261,11 +298,20 @@ class PollGroup:
             else:
                 failed = page
         first = pages[0] if pages else None
-        if (listing is not None and isinstance(first, BatchPage) and first.total is not None
-                and len(listing) >= first.total):
+        complete = (listing is not None and isinstance(first, BatchPage)
+                    and first.total is not None and len(listing) >= first.total)
+        if complete and listing is not None:
             self._listing, self._listing_at, self._listing_read = listing, when, read_at
         else:
             self._listing = None
+        if by_id and failed is None and not alone and self.lists:
+            try:
+                await self._ended(leader, ids, by_id, stamp)
+            except Exception:  # the runs are read on their own below, as without the listing
+                logger.debug("batched status polls: the ended-runs listing failed",
+                             exc_info=True)
+        if complete:
+            self._listed_wall = read_wall
         if failed is not None and not alone:
             # Which page would have shown a run is not known: every run not shown gets the
             # failed check, as its own poll would have.

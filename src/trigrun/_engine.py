@@ -453,7 +453,8 @@ class AsyncEngine(_Base):
         group = self._groups.get(key)
         if group is None:
             group = self._groups[key] = PollGroup(self._run, window, NO_CONTEXT, lists=lists,
-                                                  clock=self.state.monotonic)
+                                                  clock=self.state.monotonic,
+                                                  wall=self.state.wall)
         return group
 
     async def _poll_run(self, action: PollRun) -> Any:

@@ -161,9 +161,41 @@ def test_airflow_30_waits_share_one_batched_request_per_interval(server: LocalSe
     def classify(r: Recorded) -> str | None:
         if r.method != "GET" or not r.path.startswith("/api/v2/dags/etl/dagRuns"):
             return None
+        if "end_date_gte" in r.query:
+            return None  # counted below
         return "batch" if "offset" in r.query else "single"
 
-    # The list shows active runs only: each run's end is read on its own, once.
+    # The active listing shows queued and running runs; the runs that left it are read from
+    # the listing of runs that ended since the last one, in one request, not one by one.
+    asyncio.run(_run_case(server, spec, set_final, classify, expect_singles=0))
+    assert fake.ended_reads == 1
+
+
+@pytest.mark.integration
+def test_airflow_runs_a_listing_cannot_show_are_read_on_their_own(server: LocalServer) -> None:
+    # An Airflow whose list endpoint ignores end_date_gte (here: answers with active runs
+    # only): every run's end is still read, on its own, once.
+    fake = FakeAirflow(server, states=["queued"])
+    spec = _spec({"type": "airflow", "base_url": fake.base_url, "dag_id": "etl"})
+    listing = fake._list
+
+    def no_ended(req: Recorded) -> Reply:
+        if "end_date_gte" in req.query:
+            return Reply(200, json={"dag_runs": [], "total_entries": 0})
+        return listing(req)
+
+    server.on("GET", "/api/v2/dags/{dag_id}/dagRuns", no_ended)
+
+    def set_final(i: int, rid: str) -> None:
+        fake.runs[("etl", rid)].states = ["queued", "running", _final(i)]
+
+    def classify(r: Recorded) -> str | None:
+        if r.method != "GET" or not r.path.startswith("/api/v2/dags/etl/dagRuns"):
+            return None
+        if "end_date_gte" in r.query:
+            return None
+        return "batch" if "offset" in r.query else "single"
+
     asyncio.run(_run_case(server, spec, set_final, classify, expect_singles=N))
 
 

@@ -65,6 +65,7 @@ class FakeAirflow:
         self.token_requests = 0
         self.unauthorized = 0
         self.batch_reads = 0
+        self.ended_reads = 0
         self._nonce = itertools.count()
         self._lock = threading.Lock()
         base = "/api/v2/dags/{dag_id}/dagRuns"
@@ -142,6 +143,14 @@ class FakeAirflow:
                 return denied
             dag = req.params["dag_id"]
             wanted = set(req.query.get("state", []))
+            if "end_date_gte" in req.query:  # the runs that ended (no end times kept here)
+                self.ended_reads += 1
+                ended = [self._run_json(d, r) for (d, _), r in self.runs.items()
+                         if d == dag and r.state in ("success", "failed")]
+                offset = int(req.query.get("offset", ["0"])[0])
+                limit = int(req.query.get("limit", ["100"])[0])
+                return Reply(200, json={"dag_runs": ended[offset:offset + limit],
+                                        "total_entries": len(ended)})
             paged = "offset" in req.query  # trigrun's batched status read
             if paged:
                 self.batch_reads += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from .._models import JobSpec
@@ -216,6 +217,12 @@ class Preset:
     def batch_page(self, offset: int) -> HttpCall:
         """The page of the active-run listing that starts at ``offset`` (``batch_lists``)."""
         raise NotImplementedError
+
+    def batch_ended_page(self, since: datetime, offset: int) -> HttpCall | None:
+        """The page at ``offset`` of the scope's runs that ended at or after ``since``, for a
+        listing: the runs that left the active listing are read from it, not one by one.
+        None: the target cannot list them."""
+        return None
 
     def batch_total(self, reply: HttpReply) -> int | None:
         """How many runs the whole listing holds, from one page's reply (None: not said)."""

@@ -7,6 +7,7 @@ gets 409 Conflict and the existing run is adopted.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
 
@@ -127,6 +128,12 @@ class AirflowPreset(Preset):
     def batch_page(self, offset: int) -> HttpCall:
         # Ordered by id (oldest first) so that the offset pages stay stable while runs end.
         return HttpCall("GET", f"{self._runs_url()}?state=queued&state=running&order_by=id"
+                        f"&limit={BATCH_SIZE}&offset={offset}", self._headers(), purpose="status")
+
+    def batch_ended_page(self, since: datetime, offset: int) -> HttpCall | None:
+        # Every state, ended at or after `since` (the list's end_date_gte filter, Airflow 3).
+        iso = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        return HttpCall("GET", f"{self._runs_url()}?end_date_gte={iso}&order_by=id"
                         f"&limit={BATCH_SIZE}&offset={offset}", self._headers(), purpose="status")
 
     def batch_total(self, reply: HttpReply) -> int | None:
