@@ -32,7 +32,7 @@ from tests.helpers.faults import (
 from tests.helpers.httpserver import Recorded, Reply, closed_port
 from tests.helpers.proxy import ForwardProxy
 
-from ._secrets import KEY, TOKEN
+from ._secrets import KEY, PROXY_USER, TOKEN
 
 SECRET_HEADERS = {"Authorization": "Bearer secret://rel_token", "X-Api-Key": "secret://rel_key"}
 RETRY = {"max_attempts": 4, "initial_backoff_seconds": 0.05, "max_backoff_seconds": 0.2,
@@ -422,19 +422,17 @@ def arm_dagster_lost(rig: Rig) -> Armed:
     return Armed(spec, lambda: launches["n"], lambda: len(fake.runs))
 
 
-# Proxy faults. The job's proxy carries credentials from a secret (the canary KEY is the
-# password); the target is HTTPS, so every request goes through a CONNECT tunnel.
-
-PROXY_USER = "relproxy"
+# Proxy faults. The job's proxy carries credentials from secrets (user and password are
+# canaries); the target is HTTPS, so every request goes through a CONNECT tunnel.
 
 
 def proxy_url(port: int) -> str:
-    return f"http://{PROXY_USER}:secret://rel_key@127.0.0.1:{port}"
+    return f"http://secret://rel_proxy_user:secret://rel_key@127.0.0.1:{port}"
 
 
 def proxy_secrets() -> list[str]:
-    """The proxy credentials as they go on the wire (Basic), besides the password itself."""
-    return [base64.b64encode(f"{PROXY_USER}:{KEY}".encode()).decode()]
+    """The proxy credentials: the user, and both as they go on the wire (Basic)."""
+    return [PROXY_USER, base64.b64encode(f"{PROXY_USER}:{KEY}".encode()).decode()]
 
 
 class CuttingProxy(ForwardProxy):
@@ -479,6 +477,8 @@ def _tunnels(proxy: ForwardProxy, srv: FaultServer, status: int) -> None:
     assert entries, "nothing went through the proxy"
     assert {(e.method, e.target) for e in entries} == {("CONNECT", f"127.0.0.1:{srv.port}")}
     assert {e.status for e in entries} == {status}, [e.status for e in entries]
+    # Control: the credentials were resolved from their secrets and sent to the proxy.
+    assert {e.proxy_authorization for e in entries} == {f"Basic {proxy_secrets()[1]}"}
 
 
 def arm_proxy_down(rig: Rig) -> Armed:

@@ -12,16 +12,21 @@ from collections.abc import Iterable
 
 TOKEN = "canary-token-" + secrets.token_hex(12)
 KEY = "canary-key-" + secrets.token_hex(12)
-SECRETS = {"rel_token": TOKEN, "rel_key": KEY}
+# The user name of the proxy the proxy scenarios go through (its password is KEY).
+PROXY_USER = "canary-proxy-user-" + secrets.token_hex(8)
+SECRETS = {"rel_token": TOKEN, "rel_key": KEY, "rel_proxy_user": PROXY_USER}
 # Environment variables the Airflow and Dagster paths read them from.
 ENV = {
     "AIRFLOW_VAR_REL_TOKEN": TOKEN,
     "AIRFLOW_VAR_REL_KEY": KEY,
+    "AIRFLOW_VAR_REL_PROXY_USER": PROXY_USER,
+    "TRIGRUN_RELIABILITY_PROXY_USER": PROXY_USER,
     "TRIGRUN_RELIABILITY_TOKEN": TOKEN,
     "TRIGRUN_RELIABILITY_KEY": KEY,
 }
 DAGSTER_SECRETS_ENV = {"rel_token": "TRIGRUN_RELIABILITY_TOKEN",
-                       "rel_key": "TRIGRUN_RELIABILITY_KEY"}
+                       "rel_key": "TRIGRUN_RELIABILITY_KEY",
+                       "rel_proxy_user": "TRIGRUN_RELIABILITY_PROXY_USER"}
 
 Evidence = tuple[str, "str | bytes"]
 
