@@ -202,6 +202,16 @@ class WaitSpec(_Model):
     status_path: str | None = Field(None, description="Webhook: dotted path of the status in the status response.")
     run_url_path: str | None = None
     cancel_url: str | None = Field(None, description="Webhook: POSTed to cancel; `{run_id}` is replaced.")
+    batch_status_url: str | None = Field(
+        None, description="Webhook: one GET reads many runs (docs/batching.md); `{run_ids}` is "
+        "replaced by up to `batch_size` run ids, comma-separated, each percent-encoded.")
+    batch_runs_path: str | None = Field(
+        None, description="Webhook: dotted path of the list of runs in the batch reply "
+        "(default: the reply is the list). Each item is read with `batch_id_path`, "
+        "`status_path` and `run_url_path`.")
+    batch_id_path: str = Field("id", description="Webhook: dotted path of the run id in "
+                               "each item of the batch reply.")
+    batch_size: int = Field(100, ge=1, le=1000, description="Webhook: run ids per batch request.")
     success_values: list[str] = Field(default_factory=lambda: ["success", "succeeded", "completed", "complete", "done"])
     failure_values: list[str] = Field(default_factory=lambda: ["failed", "failure", "error", "errored"])
     cancelled_values: list[str] = Field(default_factory=lambda: ["cancelled", "canceled", "aborted"])
@@ -444,6 +454,12 @@ class JobSpec(_Model):
             if w.status_url and not (w.status_path and ("{run_id}" not in w.status_url or w.run_id_path)):
                 raise ValueError("wait.status_path: wait.status_url needs wait.status_path, and wait.run_id_path "
                                  "when the URL holds {run_id}")
+            if w.batch_status_url is not None and "{run_ids}" not in w.batch_status_url:
+                raise ValueError("wait.batch_status_url: the URL needs `{run_ids}` where the run ids go, "
+                                 "e.g. https://example.com/runs?ids={run_ids}")
+            if w.batch_status_url is not None and not w.status_url:
+                raise ValueError("wait.batch_status_url: needs wait.status_url as well (a run the batch "
+                                 "reply does not show is read there)")
             if self.overlap != "allow":
                 raise ValueError("overlap: overlap 'skip'/'reuse' needs a target that can list active "
                                  "runs (airflow, dbt_cloud, prefect, dagster); webhook cannot")

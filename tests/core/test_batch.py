@@ -417,3 +417,58 @@ def test_a_retry_after_seen_by_one_sync_thread_holds_the_others(server: LocalSer
     assert second.state is trigrun.RunState.SUCCESS
     assert time.monotonic() - t0 >= 0.9
     assert calls[1] - calls[0] >= 0.9
+
+
+# -- webhook: a batch status URL of the receiver's own ----------------------------------------
+def _webhook_spec(server: LocalServer, **wait: Any) -> trigrun.JobSpec:
+    return trigrun.JobSpec.model_validate({
+        "name": "hook batch",
+        "request": {"url": server.url + "/hook", "method": "POST"},
+        "wait": {"status_url": server.url + "/runs/{run_id}", "status_path": "state",
+                 "run_id_path": "id", "run_url_path": "url",
+                 "batch_status_url": server.url + "/runs?ids={run_ids}",
+                 "batch_runs_path": "data.runs", "poll_interval_seconds": INTERVAL,
+                 "timeout_seconds": 60, **wait}})
+
+
+@pytest.mark.integration
+def test_webhook_batch_status_url_reads_many_runs_per_request(server: LocalServer) -> None:
+    reads: dict[str, int] = {}
+    final = {f"r/{i}": ("failed" if i % 3 == 0 else "done") for i in range(N)}
+
+    def state(rid: str) -> str:
+        reads[rid] = reads.get(rid, 0) + 1
+        return ["queued", "running"][reads[rid] - 1] if reads[rid] <= 2 else final[rid]
+
+    def batch(req: Recorded) -> Reply:
+        ids = req.query["ids"][0].split(",")
+        # the run ids arrive percent-encoded one by one: "r/0" as "r%2F0"
+        assert "%2F" in req.target
+        return Reply(json={"data": {"runs": [
+            {"id": rid, "state": state(rid), "url": f"https://svc/{rid}"} for rid in ids
+            if rid != "r/7"]}})  # one run the receiver's list leaves out
+
+    server.on("GET", "/runs", batch)
+    server.on("GET", "/runs/{run_id}", lambda req: Reply(json={"state": "done"}))
+    spec = _webhook_spec(server, batch_size=20)
+
+    async def main() -> list[trigrun.RunResult]:
+        async with trigrun.AsyncEngine() as engine:
+            return list(await asyncio.gather(*(engine.wait(spec, rid) for rid in final)))
+
+    results = asyncio.run(main())
+    want = {rid: trigrun.RunState.FAILED if v == "failed" else trigrun.RunState.SUCCESS
+            for rid, v in final.items()}
+    assert {r.run_id: r.state for r in results} == want
+    assert {r.run_url for r in results if r.run_id != "r/7"} == \
+        {f"https://svc/{rid}" for rid in final if rid != "r/7"}
+    batches = sorted(r.at for r in server.requests_to("/runs"))
+    singles = [r for r in server.requests_to() if r.path.startswith("/runs/")]
+    assert len(batches) == 3 * 2  # three checks, 30 ids in pages of 20
+    assert {r.path for r in singles} == {"/runs/r%2F7"}  # only the run the list left out
+
+
+def test_webhook_batch_status_url_needs_the_run_ids_placeholder(server: LocalServer) -> None:
+    with pytest.raises(trigrun.SpecValidationError) as err:
+        _webhook_spec(server, batch_status_url=server.url + "/runs")
+    assert "wait.batch_status_url" in str(err.value) and "{run_ids}" in str(err.value)

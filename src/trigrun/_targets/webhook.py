@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from .._results import RunState
@@ -60,10 +61,13 @@ class WebhookPreset(Preset):
                         purpose="status")
 
     def parse_status(self, reply: HttpReply) -> RunStatus:
+        return self._status_of(reply.json())
+
+    def _status_of(self, data: Any) -> RunStatus:
         w = self.spec.wait
         assert w.status_path is not None
-        raw = dig(reply.json(), w.status_path)
-        run_url = dig(reply.json(), w.run_url_path) if w.run_url_path else None
+        raw = dig(data, w.status_path)
+        run_url = dig(data, w.run_url_path) if w.run_url_path else None
         value = str(raw).lower() if raw is not None else None
         for values, state in ((w.success_values, RunState.SUCCESS),
                               (w.failure_values, RunState.FAILED),
@@ -78,6 +82,35 @@ class WebhookPreset(Preset):
             msg = (f"unknown status {raw!r} at {w.status_path!r}; add it to wait.success_values, "
                    "failure_values, cancelled_values or running_values")
         return RunStatus(RunState.UNKNOWN, raw, msg)
+
+    # -- batched status polls: wait.batch_status_url --------------------------------------
+    def batch_key(self) -> Any:
+        url = self.spec.wait.batch_status_url
+        return ("webhook", url) if url else None
+
+    def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
+        w = self.spec.wait
+        assert w.batch_status_url is not None
+        size = w.batch_size
+        return [HttpCall("GET", w.batch_status_url.replace(
+                    "{run_ids}", ",".join(quote(r, safe="") for r in run_ids[i:i + size])),
+                    self.base_headers(), purpose="status")
+                for i in range(0, len(run_ids), size)]
+
+    def parse_batch(self, reply: HttpReply, run_ids: list[str]) -> dict[str, RunStatus]:
+        w = self.spec.wait
+        data = reply.json()
+        items = dig(data, w.batch_runs_path) if w.batch_runs_path else data
+        if not isinstance(items, list):
+            where = f"at wait.batch_runs_path {w.batch_runs_path!r}" if w.batch_runs_path \
+                else "(the reply itself; set wait.batch_runs_path if the list is nested)"
+            raise PresetError(f"the batch status reply has no list of runs {where}")
+        found: dict[str, RunStatus] = {}
+        for item in items:
+            rid = dig(item, w.batch_id_path) if isinstance(item, dict) else None
+            if rid is not None:
+                found[str(rid)] = self._status_of(item)
+        return found
 
     @property
     def cancel_checks_status(self) -> bool:
