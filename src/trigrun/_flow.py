@@ -483,12 +483,7 @@ class JobFlows:
         key = self.key if spec.idempotency.enabled else None
         iso = scheduled.astimezone(timezone.utc).isoformat()
         attempts: list[Attempt] = []
-        if upstream is not None and spec.link_upstream:
-            # Not secrets, but everything that leaves trigrun passes the redactor.
-            red = st.redactor
-            upstream = replace(upstream, name=red.text(upstream.name),
-                               url=red.text(upstream.url) if upstream.url else None)
-        else:
+        if not spec.link_upstream:
             upstream = None
 
         def result(ok: bool, reply: HttpReply | None = None, ref: RunRef | None = None,
@@ -503,6 +498,12 @@ class JobFlows:
 
         try:
             yield from self.resolve_all()
+            if upstream is not None:
+                # Not secrets, but everything that leaves trigrun passes the redactor (once
+                # the job's own secrets are known to it).
+                red = st.redactor
+                upstream = replace(upstream, name=red.text(upstream.name),
+                                   url=red.text(upstream.url) if upstream.url else None)
             call = preset.trigger_call(key, iso, upstream=upstream)
             # Before any request (an overlap listing, a key lookup): nothing goes out for a
             # job whose trigger could never be sent.
