@@ -19,10 +19,12 @@ Errors are one line each on stderr, never a traceback and never a secret value (
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import math
 import os
 import shutil
+import socket
 import sys
 import textwrap
 import time
@@ -32,17 +34,18 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from . import __version__
-from ._engine import Engine
+from ._engine import AsyncEngine, Engine
 from ._exceptions import RunFailed, RunTimeout, SecretNotFound, SpecError, TriggerFailed
 from ._flow import Event, idempotency_key
 from ._loader import load_jobs
 from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec
-from ._results import RunResult, RunState, TriggerResult
+from ._results import JobRun, RunResult, RunState, TriggerResult
 from ._schedule import RULES, Tick, localize, next_ticks
 from ._schema import jobs_file_schema_json
 from ._secrets import EnvSecrets, find_references
 from ._targets import HttpCall, preset_for
 from ._templates import render_spec, template_context
+from ._upstream import Upstream
 
 OK, INVALID, USAGE, TRIGGER_FAILED, RUN_FAILED, WAIT_TIMEOUT, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
 
@@ -118,6 +121,11 @@ def _positive_float(text: str) -> float:
 
 
 # --- shared helpers -------------------------------------------------------------------------
+
+
+def cli_upstream() -> Upstream:
+    """The CLI as the upstream of the runs it starts (docs/upstream.md)."""
+    return Upstream(kind="cli", name=f"trigrun CLI on {socket.gethostname()}", url=None)
 
 
 def _job_tz(spec: JobSpec) -> str:
@@ -432,10 +440,16 @@ def _run_exit(run: RunResult) -> int:
 
 def _cmd_fire(args: argparse.Namespace) -> int:
     specs = load_jobs(args.file)
+    if args.all:
+        if args.job is not None:
+            raise UsageError("give --job NAME or --all, not both")
+        return _fire_all(specs, args)
+    if args.concurrency is not None:
+        raise UsageError("--concurrency goes with --all")
     if args.job is None and len(specs) > 1:
         names = ", ".join(repr(s.name) for s in specs)
         raise UsageError(f"{args.file} holds {len(specs)} jobs; name one with --job "
-                         f"({names})")
+                         f"({names}), or fire them all with --all")
     spec = _select(specs, args.job, args.file)[0]
     scheduled = (_in_job_tz(args.scheduled_time, spec) if args.scheduled_time is not None
                  else datetime.now(timezone.utc).replace(microsecond=0))
@@ -461,7 +475,7 @@ def _cmd_fire(args: argparse.Namespace) -> int:
 
 def _fire(engine: Engine, progress: Progress, spec: JobSpec, scheduled: datetime,
           args: argparse.Namespace) -> int:
-    result = engine.fire(spec, scheduled_time=scheduled)
+    result = engine.fire(spec, scheduled_time=scheduled, upstream=cli_upstream())
     progress.close()
     if not result.ok:
         _emit(result, None, args.json)
@@ -490,6 +504,219 @@ def _fire(engine: Engine, progress: Progress, spec: JobSpec, scheduled: datetime
     if run.state is not RunState.SUCCESS:
         _err(run.message)
     return _run_exit(run)
+
+
+# --- fire --all -----------------------------------------------------------------------------
+
+
+_END_LABELS = {RunState.SUCCESS: "SUCCESS", RunState.FAILED: "FAILED",
+               RunState.CANCELLED: "CANCELLED", RunState.TIMEOUT: "TIMEOUT",
+               RunState.UNKNOWN: "UNKNOWN"}
+
+
+class Board:
+    """The live table of ``fire --all``: one line per job (name, state, run id or URL,
+    elapsed). On a terminal the table is redrawn in place; otherwise each change is one
+    appended line, so a CI log reads top to bottom."""
+
+    def __init__(self, stream: TextIO, names: list[str], *, tty: bool | None = None,
+                 clock: Callable[[], float] = time.monotonic, width: int | None = None) -> None:
+        self.stream = stream
+        self.tty = stream.isatty() if tty is None else tty
+        self.names = names
+        self.states = ["pending"] * len(names)
+        self.runs: list[str] = [""] * len(names)
+        self.started: list[float | None] = [None] * len(names)
+        self.ended: list[float | None] = [None] * len(names)
+        self._rows = {n: i for i, n in enumerate(names)}
+        self._clock = clock
+        self._width = width
+        self._drawn = 0
+        self._name_w = min(40, max((len(n) for n in names), default=4))
+
+    def _elapsed(self, i: int) -> str:
+        t0 = self.started[i]
+        if t0 is None:
+            return ""
+        end = self.ended[i]
+        return f"{(end if end is not None else self._clock()) - t0:6.1f}s"
+
+    def line(self, i: int) -> str:
+        name = self.names[i]
+        if len(name) > self._name_w:
+            name = name[:self._name_w - 1] + "…"
+        return f"{name:<{self._name_w}}  {self.states[i]:<14} {self._elapsed(i):>8}  " \
+               f"{self.runs[i]}".rstrip()
+
+    def _say(self, i: int) -> None:
+        if self.tty:
+            self.draw()
+        else:
+            self.stream.write(f"trigrun: {self.line(i)}\n")
+            self.stream.flush()
+
+    def draw(self) -> None:
+        if not self.tty:
+            return
+        width = (self._width or shutil.get_terminal_size((100, 20)).columns) - 1
+        out = [f"\x1b[{self._drawn}A"] if self._drawn else []
+        out += ["\r\x1b[K" + self.line(i)[:width] + "\n" for i in range(len(self.names))]
+        self.stream.write("".join(out))
+        self.stream.flush()
+        self._drawn = len(self.names)
+
+    def progress(self, i: int, got: JobRun | None, phase: str) -> None:
+        now = self._clock()
+        if phase == "firing":
+            self.started[i] = now
+            self.states[i] = "firing"
+        elif got is not None:
+            t = got.trigger
+            self.runs[i] = t.run_url or t.run_id or ""
+            if phase == "waiting":
+                self.states[i] = "waiting"
+            else:
+                self.ended[i] = now
+                self.states[i] = _end_label(got)
+                if got.run is not None and got.run.run_url:
+                    self.runs[i] = got.run.run_url
+                elif not t.ok:
+                    self.runs[i] = (t.error or "")[:200]
+        self._say(i)
+
+    def event(self, event: Event) -> None:
+        """A poll's state while a job waits (``queued``, ``running``), or its delay."""
+        i = self._rows.get(event.job)
+        if i is None or self.ended[i] is not None:
+            return
+        if event.kind == "delay":  # delay_seconds: the fire waits
+            self.states[i] = "delayed"
+            self._say(i)
+            return
+        state = event.data.get("state")
+        if event.kind == "poll" and self.states[i] not in ("pending", "firing") \
+                and state in ("queued", "running") and state != self.states[i]:
+            self.states[i] = str(state)
+            self._say(i)
+
+
+def _end_label(got: JobRun) -> str:
+    t = got.trigger
+    if not t.ok:
+        return "TRIGGER FAILED"
+    if t.skipped:
+        return "SKIPPED"
+    if got.run is not None:
+        return _END_LABELS.get(got.run.state, got.run.state.value.upper())
+    return "ADOPTED" if t.adopted else "FIRED"
+
+
+def _all_exit(runs: list[JobRun]) -> int:
+    """The worst outcome's exit code: a failed trigger, then a failed run, then a timeout."""
+    if any(not r.trigger.ok for r in runs):
+        return TRIGGER_FAILED
+    states = {r.run.state for r in runs if r.run is not None}
+    if states - {RunState.SUCCESS, RunState.TIMEOUT}:
+        return RUN_FAILED
+    return WAIT_TIMEOUT if RunState.TIMEOUT in states else OK
+
+
+def _all_time(specs: list[JobSpec], given: datetime | None) -> datetime:
+    if given is None:
+        return datetime.now(timezone.utc).replace(microsecond=0)
+    if given.tzinfo is not None:
+        return given
+    zones = {_job_tz(s) for s in specs}
+    if len(zones) > 1:
+        raise UsageError(f"--scheduled-time {given.isoformat()} has no UTC offset and the jobs "
+                         f"are in {len(zones)} time zones ({', '.join(sorted(zones))}); give "
+                         "an offset, e.g. 2026-03-08T07:30:00+00:00")
+    return localize(given, zones.pop())
+
+
+def _with_wait_options(spec: JobSpec, args: argparse.Namespace) -> JobSpec:
+    changes: dict[str, Any] = {}
+    if args.poll_interval is not None:
+        changes["poll_interval_seconds"] = args.poll_interval
+    if args.timeout is not None:
+        changes["timeout_seconds"] = args.timeout
+    if not args.wait:
+        changes["enabled"] = False
+    if not changes:
+        return spec
+    return spec.model_copy(update={"wait": spec.wait.model_copy(update=changes)})
+
+
+def _fire_all(specs: list[JobSpec], args: argparse.Namespace) -> int:
+    skipped = [s for s in specs if not s.enabled]
+    specs = [s for s in specs if s.enabled]
+    for s in skipped:
+        print(f"trigrun: job {s.name!r} is disabled (enabled: false): not fired",
+              file=sys.stderr)
+    if not specs:
+        _err(f"{args.file}: every job is disabled; nothing to fire")
+        return OK
+    scheduled = _all_time(specs, args.scheduled_time)
+    if args.dry_run:
+        for i, spec in enumerate(specs):
+            if i and not args.json:
+                print()
+            _dry_run(spec, scheduled, args.json)
+        return OK
+    specs = [_with_wait_options(s, args) for s in specs]
+    board = Board(sys.stderr, [s.name for s in specs])
+    engine = AsyncEngine(on_event=board.event)
+
+    async def go() -> list[JobRun]:
+        async with engine:
+            ticker = asyncio.ensure_future(_tick(board))
+            try:
+                return await engine.run_many(
+                    specs, concurrency=args.concurrency or 10, upstream=cli_upstream(),
+                    context={"scheduled_time": scheduled}, on_progress=board.progress)
+            finally:
+                ticker.cancel()
+
+    try:
+        runs = asyncio.run(go())
+    except (SpecError, SecretNotFound, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("TRIGRUN_DEBUG"):
+            raise
+        _err(engine.state.redactor.text(f"unexpected error: {type(exc).__name__}: {exc}"))
+        return INVALID
+    board.draw()
+    _summary(runs, args.json)
+    return _all_exit(runs)
+
+
+async def _tick(board: Board) -> None:
+    """Redraw the terminal table twice a second, so elapsed times move between changes."""
+    if not board.tty:
+        return
+    while True:
+        await asyncio.sleep(0.5)
+        board.draw()
+
+
+def _summary(runs: list[JobRun], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps([r.to_log() for r in runs], indent=2, default=str))
+        return
+    width = min(40, max(len(r.job) for r in runs))
+    for r in runs:
+        t = r.trigger
+        where = (r.run.run_url if r.run is not None and r.run.run_url else None) \
+            or t.run_url or t.run_id or ""
+        seconds = (t.duration_ms + (r.run.duration_ms if r.run is not None else 0.0)) / 1000
+        print(f"{r.job:<{width}}  {_end_label(r):<14} {seconds:7.1f}s  {where}".rstrip())
+    bad = [r for r in runs if not r.ok]
+    for r in bad:
+        why = r.trigger.error if not r.trigger.ok else (r.run.message if r.run else "")
+        if why:
+            _err(why)
+    print(f"{len(runs) - len(bad)} of {len(runs)} jobs ok")
 
 
 # --- schema ---------------------------------------------------------------------------------
@@ -560,6 +787,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "environment variables. --dry-run sends nothing."))
     p.add_argument("file", metavar="FILE")
     p.add_argument("--job", metavar="NAME", help="the job to fire (optional when FILE holds one)")
+    p.add_argument("--all", action="store_true",
+                   help="fire every enabled job of FILE, at most --concurrency at once (and "
+                   "each queue's concurrency_limit); a live table on stderr, one line per job")
+    p.add_argument("--concurrency", type=_positive_int, metavar="N",
+                   help="with --all: jobs in flight at once, from fire to the run's end "
+                   "(default: 10)")
     p.add_argument("--wait", action="store_true",
                    help="then wait for the run to end, progress on stderr")
     p.add_argument("--dry-run", action="store_true",

@@ -1,0 +1,191 @@
+"""``trigrun fire FILE --all [--wait]`` against a real HTTP server on 127.0.0.1: every job
+fired through ``run_many``, the live table, the end states, the exit code; the CLI as the
+upstream of the runs it starts."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.helpers.httpserver import LocalServer, Recorded, Reply
+from trigrun import JobRun
+from trigrun._cli import Board, main
+from trigrun._results import TriggerResult
+
+pytestmark = pytest.mark.integration
+
+
+def hook_job(server: LocalServer, name: str, **extra: Any) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "name": name,
+        "request": {"url": f"{server.url}/jobs/{name}", "timeout_seconds": 5},
+        "retry_policy": {"max_attempts": 1},
+        "wait": {"status_url": f"{server.url}/runs/{{run_id}}", "run_id_path": "id",
+                 "status_path": "state", "run_url_path": "url",
+                 "poll_interval_seconds": 0.02, "timeout_seconds": 30},
+    }
+    job.update(extra)
+    return job
+
+
+class Runs:
+    """Runs that end on their second status check, as ``ends[name]`` says (default success)."""
+
+    def __init__(self, server: LocalServer, ends: dict[str, str] | None = None) -> None:
+        self.ends = ends or {}
+        self.polls: dict[str, int] = {}
+        self.server = server
+        server.on("POST", "/jobs/{name}", lambda r: Reply(200, json={
+            "id": r.params["name"], "url": f"{server.url}/ui/{r.params['name']}"}))
+        server.on("GET", "/runs/{id}", self.status)
+
+    def status(self, req: Recorded) -> Reply:
+        rid = req.params["id"]
+        n = self.polls[rid] = self.polls.get(rid, 0) + 1
+        state = "running" if n < 2 else self.ends.get(rid, "success")
+        return Reply(json={"state": state})
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def test_all_wait_lists_every_job_with_its_end_state(
+        server: LocalServer, jobs_file: Callable[..., str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    runs = Runs(server)
+    path = jobs_file({"jobs": [hook_job(server, n) for n in ("extract", "transform", "load")]})
+    code, out, err = run(capsys, "fire", path, "--all", "--wait")
+    assert code == 0, err
+    lines = out.splitlines()
+    for name in ("extract", "transform", "load"):
+        (line,) = [ln for ln in lines if ln.startswith(name + " ")]
+        assert "SUCCESS" in line
+        assert f"{server.url}/ui/{name}" in line
+    assert lines[-1] == "3 of 3 jobs ok"
+    assert all(runs.polls[n] == 2 for n in ("extract", "transform", "load"))
+    # Not a terminal: the table's changes are appended lines on stderr, in order per job.
+    for name in ("extract", "transform", "load"):
+        mine = [ln.split()[2] for ln in err.splitlines() if ln.startswith(f"trigrun: {name} ")]
+        assert mine[0] == "firing"
+        assert mine[-1] == "SUCCESS"
+        assert "waiting" in mine
+    assert "\x1b[" not in err
+
+
+def test_all_wait_exits_non_zero_when_one_run_failed(
+        server: LocalServer, jobs_file: Callable[..., str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    Runs(server, ends={"transform": "failed"})
+    path = jobs_file({"jobs": [hook_job(server, n) for n in ("extract", "transform", "load")]})
+    code, out, err = run(capsys, "fire", path, "--all", "--wait")
+    assert code == 4  # the documented exit code of a failed downstream run
+    states = {ln.split()[0]: ln.split()[1] for ln in out.splitlines()[:-1]}
+    assert states == {"extract": "SUCCESS", "transform": "FAILED", "load": "SUCCESS"}
+    assert out.splitlines()[-1] == "2 of 3 jobs ok"
+    assert "trigrun: error:" in err
+
+
+def test_all_exit_codes_a_failed_trigger_comes_first(
+        server: LocalServer, jobs_file: Callable[..., str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    Runs(server, ends={"b": "failed"})
+    server.on("POST", "/jobs/a", Reply(400, json={"detail": "bad"}))
+    path = jobs_file({"jobs": [hook_job(server, "a"), hook_job(server, "b")]})
+    code, out, _ = run(capsys, "fire", path, "--all", "--wait")
+    assert code == 3
+    assert "TRIGGER FAILED" in out
+
+
+def test_all_without_wait_fires_only_and_skips_disabled_jobs(
+        server: LocalServer, jobs_file: Callable[..., str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    runs = Runs(server)
+    path = jobs_file({"jobs": [hook_job(server, "a"), hook_job(server, "b", enabled=False)]})
+    code, out, err = run(capsys, "fire", path, "--all", "--json")
+    assert code == 0, err
+    (only,) = json.loads(out)
+    assert only["trigger"]["job"] == "a"
+    assert only["trigger"]["run_id"] == "a"
+    assert only["run"] is None
+    assert runs.polls == {}
+    assert len(server.requests_to("/jobs/a")) == 1
+    assert server.requests_to("/jobs/b") == []
+    assert "job 'b' is disabled" in err
+
+
+def test_all_honours_concurrency_and_queues(
+        server: LocalServer, jobs_file: Callable[..., str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    lock = threading.Lock()
+    flying: list[int] = [0, 0]
+
+    def slow(req: Recorded) -> Reply:
+        with lock:
+            flying[0] += 1
+            flying[1] = max(flying[1], flying[0])
+        time.sleep(0.05)
+        with lock:
+            flying[0] -= 1
+        return Reply(200, json={"id": "x"})
+
+    server.on("POST", "/jobs/{name}", slow)
+    q = {"name": "warehouse", "concurrency_limit": 2}
+    jobs = [hook_job(server, f"j{n}", queue=q, wait={"enabled": False}) for n in range(6)]
+    code, _, err = run(capsys, "fire", jobs_file({"jobs": jobs}), "--all", "--concurrency", "5")
+    assert code == 0, err
+    assert flying[1] == 2
+
+
+def test_the_cli_names_itself_as_the_upstream(
+        server: LocalServer, jobs_file: Callable[..., str],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    server.on("POST", "/api/v2/dags/etl/dagRuns",
+              lambda r: Reply(200, json={"dag_run_id": r.json()["dag_run_id"], "state": "queued"}))
+    job = {"name": "etl", "wait": {"enabled": False},
+           "target": {"type": "airflow", "base_url": server.url, "dag_id": "etl"}}
+    path = jobs_file({"jobs": [job]})
+    assert run(capsys, "fire", path)[0] == 0
+    assert run(capsys, "fire", path, "--all")[0] == 0
+    notes = [r.json()["note"] for r in server.requests_to("/api/v2/dags/etl/dagRuns")]
+    assert notes == [f"Triggered by trigrun CLI on {socket.gethostname()}"] * 2
+
+
+def test_all_and_job_together_is_a_usage_error(
+        jobs_file: Callable[..., str], capsys: pytest.CaptureFixture[str]) -> None:
+    path = jobs_file({"jobs": [{"name": "a", "request": {"url": "http://127.0.0.1:9/x"}}]})
+    code, _, err = run(capsys, "fire", path, "--all", "--job", "a")
+    assert code == 2
+    assert "--job NAME or --all" in err
+    code, _, err = run(capsys, "fire", path, "--concurrency", "3")
+    assert code == 2
+    assert "--concurrency goes with --all" in err
+
+
+def test_the_terminal_table_is_redrawn_in_place() -> None:
+    stream = io.StringIO()
+    now = [100.0]
+    board = Board(stream, ["first", "second"], tty=True, clock=lambda: now[0], width=80)
+    board.progress(0, None, "firing")
+    now[0] += 1.5
+    trig = TriggerResult(job="first", ok=True, status_code=200, duration_ms=5, attempts=(),
+                         response=None, run_id="r1", run_url="http://ui/r1",
+                         idempotency_key=None, scheduled_time=None, target="webhook")
+    board.progress(0, JobRun(trig), "done")
+    text = stream.getvalue()
+    first, second = text.split("\x1b[2A")  # the second draw moves up over the first
+    assert re.search(r"first\s+firing", first)
+    assert re.search(r"second\s+pending", first)
+    assert re.search(r"first\s+FIRED\s+1\.5s\s+http://ui/r1\n", second)
+    assert second.count("\r\x1b[K") == 2
