@@ -21,6 +21,10 @@ SECTIONS: list[tuple[str, type[BaseModel], str]] = [
     ("retry_policy", m.RetryPolicy, ""),
     ("wait", m.WaitSpec, ""),
     ("idempotency", m.IdempotencySpec, ""),
+    ("queue", m.QueueSpec, "The job's queue (the seed's `queue`): jobs of one queue name share "
+     "its concurrency limit, kept by an Airflow pool, a Dagster pool, or the async engine's "
+     "`fire_many` / `run_many` and `trigrun fire --all` (docs/run-many.md, docs/airflow.md, "
+     "docs/dagster.md)."),
     ("auth: bearer", m.BearerAuth, ""),
     ("auth: basic", m.BasicAuth, ""),
     ("auth: header", m.HeaderAuth, ""),
@@ -36,6 +40,7 @@ TYPE_OVERRIDES = {
     ("JobSpec", "target"): "`auto` \\| `airflow` \\| `dbt_cloud` \\| `prefect` \\| `dagster` \\| `webhook` \\| target object",
     ("JobSpec", "auth"): "auth object (see below) \\| None",
     ("JobSpec", "kind"): "`cron` \\| `once` \\| `manual` \\| None",
+    ("JobSpec", "delay_seconds"): "float \\| duration string",
 }
 
 

@@ -417,7 +417,9 @@ class JobSpec(_Model):
     max_request_bytes: int = Field(1048576, ge=1, description="Largest trigger request body "
                                    "sent (after rendering); a larger one is refused before "
                                    "anything is sent.")
-    delay_seconds: Delay = 0.0
+    delay_seconds: Delay = Field(0.0, description="Time between the scheduled time and the "
+                                 "fire: seconds, or a duration string ('30s', '5m', '1h30m'). "
+                                 "`ttl_seconds` counts from the delayed time.")
     queue: QueueSpec | None = Field(None, description="The job's queue and its concurrency "
                                     "limit, e.g. {\"name\": \"warehouse\", "
                                     "\"concurrency_limit\": 3}.")
