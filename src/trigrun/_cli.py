@@ -273,8 +273,13 @@ def _dry_run(spec: JobSpec, scheduled: datetime, as_json: bool) -> int:
     key = idempotency_key(rendered, scheduled) if rendered.idempotency.enabled else None
     preset = preset_for(rendered)
     iso = scheduled.astimezone(timezone.utc).isoformat()
-    request = _call_dict(preset.trigger_call(key, iso),
-                         _auth_header(rendered, preset.auth_base_url()))
+    upstream = cli_upstream() if rendered.link_upstream else None
+    call = preset.trigger_call(key, iso, upstream=upstream)
+    request = _call_dict(call, _auth_header(rendered, preset.auth_base_url()))
+    # The size as the dry run knows it: secret:// references not substituted.
+    size = len(json.dumps(call.json, separators=(",", ":")).encode()) if call.json is not None \
+        else len(call.content.encode()) if call.content is not None else 0
+    too_big = size > rendered.max_request_bytes
     env = EnvSecrets()
     refs = find_references(rendered.model_dump(mode="json",
                                                include={"request", "target", "auth", "wait"}))
@@ -285,10 +290,14 @@ def _dry_run(spec: JobSpec, scheduled: datetime, as_json: bool) -> int:
         steps.append(f"list active runs (overlap={rendered.overlap}): {active.method} {active.url}")
     if key is not None and (lookup := preset.lookup_call(key)) is not None:
         steps.append(f"look for a run this fire already started: {lookup.method} {lookup.url}")
+    refused = (f"the body is {size} bytes, over max_request_bytes="
+               f"{rendered.max_request_bytes}: a real fire refuses it and sends nothing"
+               if too_big else None)
     if as_json:
         print(json.dumps({"dry_run": True, "job": spec.name, "target": preset.name,
                           "scheduled_time": iso, "idempotency_key": key,
-                          "before_sending": steps, "request": request, "secrets": secrets},
+                          "before_sending": steps, "request": request, "secrets": secrets,
+                          "refused": refused},
                          indent=2, default=str))
         return OK
     print(f"dry run: nothing is sent. Job {spec.name!r}, target {preset.name}, "
@@ -307,6 +316,8 @@ def _dry_run(spec: JobSpec, scheduled: datetime, as_json: bool) -> int:
     for s in secrets:
         state = "set" if s["set"] else "NOT SET: a real fire stops here with exit code 3"
         print(f"secret {s['reference']} <- ${s['env']} ({state})")
+    if refused:
+        print(f"REFUSED: {refused}")
     return OK
 
 

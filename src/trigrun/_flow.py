@@ -158,7 +158,7 @@ Flow = Generator[Action, Any, Any]
 class Event:
     """Progress reported to ``on_event`` callbacks (and the ``trigrun`` logger). Redacted."""
 
-    kind: str  # attempt, retry, adopt, skip, poll, poll_error, cancel, token
+    kind: str  # attempt, retry, adopt, skip, delay, refused, poll, poll_error, cancel, token
     job: str
     message: str
     data: Mapping[str, Any] = field(default_factory=dict)

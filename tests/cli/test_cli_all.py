@@ -189,3 +189,23 @@ def test_the_terminal_table_is_redrawn_in_place() -> None:
     assert re.search(r"second\s+pending", first)
     assert re.search(r"first\s+FIRED\s+1\.5s\s+http://ui/r1\n", second)
     assert second.count("\r\x1b[K") == 2
+
+
+def test_dry_run_shows_the_upstream_and_a_refused_body(
+        jobs_file: Callable[..., str], capsys: pytest.CaptureFixture[str]) -> None:
+    airflow = {"name": "etl", "target": {"type": "airflow", "base_url": "http://127.0.0.1:9",
+                                         "dag_id": "etl"}}
+    big = {"name": "big", "max_request_bytes": 100,
+           "request": {"url": "http://127.0.0.1:9/hook", "body": {"rows": "x" * 200}}}
+    code, out, _ = run(capsys, "fire", jobs_file({"jobs": [airflow, big]}), "--all",
+                       "--dry-run", "--json")
+    assert code == 0
+    first, second = json.loads("[" + out.replace("}\n{", "},\n{") + "]")
+    assert first["request"]["body"]["note"] == f"Triggered by trigrun CLI on {socket.gethostname()}"
+    assert first["refused"] is None
+    assert "over max_request_bytes=100" in second["refused"]
+    off = dict(airflow, link_upstream=False)
+    code, out, _ = run(capsys, "fire", jobs_file([off]), "--dry-run")
+    assert code == 0
+    assert "note" not in out
+    assert "trigrun CLI" not in out
