@@ -557,6 +557,31 @@ class AsyncEngine(_Base):
         async with queue, sem:
             return await work()
 
+    async def _delay_outside(self, spec: JobSpec, context: Mapping[str, Any] | None,
+                             ) -> tuple[Mapping[str, Any] | None, bool]:
+        """Wait out a job's ``delay_seconds`` before it takes any slot (a delayed job is not
+        in flight yet): the context to fire with, its scheduled time pinned to the one the
+        delay counted from, and whether the delay is done."""
+        if not spec.delay_seconds:
+            return context, False
+        ctx = dict(context or {})
+        scheduled = ctx.get("scheduled_time")
+        if isinstance(scheduled, str):
+            try:
+                scheduled = datetime.fromisoformat(scheduled)
+            except ValueError:
+                return context, False  # the fire reports it
+        if scheduled is None:
+            scheduled = ctx["scheduled_time"] = self.state.now()
+        if not isinstance(scheduled, datetime) or scheduled.tzinfo is None:
+            return context, False
+        left = delay_left(spec, scheduled, self.state.wall())
+        if left > 0:
+            self.state.emit("delay", spec.name, f"delay_seconds={spec.delay_seconds:g}: "
+                            f"firing in {left:.1f}s", delay_seconds=left)
+            await self._sleep(left)
+        return ctx, True
+
     async def fire_many(self, specs: Iterable[JobSpec], concurrency: int = 10,
                         context: Mapping[str, Any] | None = None, *,
                         upstream: Upstream | None = None) -> list[TriggerResult]:
@@ -567,8 +592,9 @@ class AsyncEngine(_Base):
         sem = asyncio.Semaphore(concurrency)
 
         async def one(spec: JobSpec) -> TriggerResult:
+            ctx, delayed = await self._delay_outside(spec, context)
             result: TriggerResult = await self._slots(
-                spec, sem, lambda: self.fire(spec, context, upstream=upstream))
+                spec, sem, lambda: self.fire(spec, ctx, upstream=upstream, delay=not delayed))
             return result
 
         return list(await asyncio.gather(*(one(s) for s in specs)))
@@ -580,8 +606,9 @@ class AsyncEngine(_Base):
                        ) -> list[JobRun]:
         """Fire each job and, when it waits (``wait.enabled``, or its target's default),
         wait for its run: the seed's ``batchTriggerAndWait``. At most ``concurrency`` jobs
-        in flight (a job is in flight from its fire to the end of its wait), and at most a
-        queue's ``concurrency_limit`` of each queue's jobs. Results in the order given.
+        in flight (a job is in flight from its fire to the end of its wait; a job's
+        ``delay_seconds`` runs before, holding no slot), and at most a queue's
+        ``concurrency_limit`` of each queue's jobs. Results in the order given.
 
         ``on_progress(index, job_run, phase)`` is called as each job moves on: phase
         ``"firing"`` (``job_run`` None), ``"waiting"`` (the trigger known, the run not
@@ -594,9 +621,10 @@ class AsyncEngine(_Base):
             if on_progress is not None:
                 on_progress(i, got, phase)
 
-        async def work(i: int, spec: JobSpec) -> JobRun:
+        async def work(i: int, spec: JobSpec, ctx: Mapping[str, Any] | None,
+                       delayed: bool) -> JobRun:
             tell(i, None, "firing")
-            trigger = await self.fire(spec, context, upstream=upstream)
+            trigger = await self.fire(spec, ctx, upstream=upstream, delay=not delayed)
             run = None
             if trigger.ok and not trigger.skipped and trigger.run_id and spec.waits:
                 tell(i, JobRun(trigger), "waiting")
@@ -606,7 +634,8 @@ class AsyncEngine(_Base):
             return got
 
         async def one(i: int, spec: JobSpec) -> JobRun:
-            got: JobRun = await self._slots(spec, sem, lambda: work(i, spec))
+            ctx, delayed = await self._delay_outside(spec, context)
+            got: JobRun = await self._slots(spec, sem, lambda: work(i, spec, ctx, delayed))
             return got
 
         return list(await asyncio.gather(*(one(i, s) for i, s in enumerate(specs))))

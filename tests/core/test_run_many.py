@@ -192,6 +192,29 @@ def test_run_many_passes_the_upstream(server: LocalServer) -> None:
                                               "kind": "cli"}
 
 
+def test_a_delayed_job_holds_no_slot_while_it_waits(server: LocalServer) -> None:
+    jobs = Jobs(server, hold=0.0)
+    specs = [jobs.spec(server, n, waits=False).model_copy(update={"delay_seconds": 0.3})
+             for n in range(4)]
+
+    async def go(method: str) -> float:
+        async with trigrun.AsyncEngine() as engine:
+            t0 = time.monotonic()
+            got = await getattr(engine, method)(specs, concurrency=1)
+            assert all(r.ok for r in got)
+            return t0
+
+    for method in ("run_many", "fire_many"):
+        server.requests.clear()
+        t0 = run(go(method))
+        arrivals = [r.at - t0 for r in server.requests_to(method=None)]
+        assert len(arrivals) == 4
+        # All four delays ran at once (one slot): every fire 0.3 s after the call, and not
+        # one delay after another (which would put the last at 1.2 s).
+        assert min(arrivals) >= 0.3
+        assert max(arrivals) < 0.9
+
+
 def test_concurrency_must_be_at_least_one() -> None:
     async def go() -> None:
         async with trigrun.AsyncEngine() as engine:
