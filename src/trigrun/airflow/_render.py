@@ -6,17 +6,15 @@ template is a string: ``"30"``, ``"true"``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from .._duration import parse_duration
 from .._exceptions import SpecError
 from .._secrets import find_references
 from .._templates import iso_timestamp, time_names
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", re.IGNORECASE)
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
 
@@ -42,15 +40,11 @@ def duration(value: Any, task_id: str, arg: str) -> float | None:
     elif isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
-        text = value.strip()
         try:
-            seconds = float(text)
+            seconds = parse_duration(value)  # the job spec's reading (delay_seconds)
         except ValueError:
-            parts = _DURATION.findall(text)
-            if not parts or _DURATION.sub("", text).strip():
-                raise SpecError(f"task {task_id!r}: {arg}={value!r} is not a duration; "
-                                f"{fix}") from None
-            seconds = sum(float(n) * _UNIT_SECONDS[u.lower()] for n, u in parts)
+            raise SpecError(f"task {task_id!r}: {arg}={value!r} is not a duration; "
+                            f"{fix}") from None
     else:
         raise SpecError(f"task {task_id!r}: {arg}={value!r} ({type(value).__name__}) is not a "
                         f"duration; {fix}")
