@@ -65,6 +65,7 @@ from .. import (
     SpecError,
     TriggerResult,
     TrigRunError,
+    Upstream,
     idempotency_key,
 )
 from ._render import airflow_names, duration, flag, is_template, refuse_smuggled
@@ -86,15 +87,12 @@ from .links import XCOM_RUN_ID, XCOM_RUN_URL, XCOM_TRIGGER_LOG, TrigRunLink, lin
 from .secrets import explain_missing
 from .triggers import SETTLE_SECONDS, TrigRunTrigger
 
-try:  # TEMPORARY until the core's Upstream lands
-    from .. import Upstream  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover
-    Upstream = None
-
 STATE_KEY = "trigrun"
 KILL_CANCEL_WAIT = 4.0
 # Airflow's own defer timeout is only a backstop behind the trigger's deadline.
 DEFER_GRACE_SECONDS = 300
+# The shortest remainder of a delay that is deferred rather than slept in the worker.
+DEFER_MIN_SECONDS = 6.0
 
 
 # Spec arguments by the spec path they fill (for mapped arguments expanded from XCom).
@@ -402,8 +400,11 @@ class TrigRunOperator(BaseOperator):
         if delay > 0:
             moment = when + timedelta(seconds=delay)
             left = (moment - datetime.now(timezone.utc)).total_seconds()
-            if left > 0 and self.deferrable:
-                # A timer in the triggerer: no worker slot is held while the delay runs.
+            if left >= DEFER_MIN_SECONDS and self.deferrable:
+                # A timer in the triggerer: no worker slot is held while the delay runs. A
+                # shorter remainder is slept below: resuming costs a new task start, and
+                # Airflow 3.3.2 can fail a task whose trigger fires within about 5 s of its
+                # deferral (see SETTLE_SECONDS in triggers.py).
                 from airflow.providers.standard.triggers.temporal import DateTimeTrigger
 
                 self.log.info("job %r: delay_seconds=%g, deferring until %s before the fire",
@@ -473,7 +474,7 @@ class TrigRunOperator(BaseOperator):
                  "duration_ms": round(run.duration_ms, 1), "waited_in": "worker"}
         return self._emitted(context, self._finish(spec, fire_log, event))
 
-    def upstream(self, context: Any) -> Any:
+    def upstream(self, context: Any) -> Upstream:
         """This task instance as the downstream run's upstream: its name and its page in the
         Airflow UI (``ti.log_url``, Airflow's own URL of the task instance, built on
         ``[api] base_url``)."""
@@ -489,7 +490,7 @@ class TrigRunOperator(BaseOperator):
             base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
             url = (f"{base}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{self.task_id}"
                    + (f"/mapped/{index}" if mapped else ""))
-        return Upstream(kind="airflow", name=name, url=url) if Upstream is not None else None
+        return Upstream(kind="airflow", name=name, url=url, run_id=run_id or None)
 
     def _emitted(self, context: Any, log: dict[str, Any]) -> dict[str, Any]:
         """The log, after giving the job's asset event (``emit_asset``) the run it is about."""
@@ -510,8 +511,8 @@ class TrigRunOperator(BaseOperator):
         try:
             with self._engine() as engine:
                 # delay=False: the operator already delayed (in the triggerer or the worker).
-                extra = {"upstream": upstream, "delay": False} if Upstream is not None else {}
-                result = engine.fire(spec, render=False, scheduled_time=when, **extra)
+                result = engine.fire(spec, render=False, scheduled_time=when,
+                                     upstream=upstream, delay=False)
         except SecretNotFound as exc:
             raise explain_missing(exc, f"task {self.task_id!r}") from None
         if result.adopted:

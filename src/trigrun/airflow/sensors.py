@@ -94,6 +94,7 @@ class TrigRunSensor(BaseSensorOperator):
             info = TrigRunHook(trigrun_conn_id=self.trigrun_conn_id).connection_info()
             if info is not None:
                 data = apply_connection(data, info)
+                self._rates = info.rates()
         return validate(data, f"task {self.task_id!r}")
 
     def execute(self, context: Any) -> Any:
@@ -106,7 +107,8 @@ class TrigRunSensor(BaseSensorOperator):
                                    end_time=time.time() + timeout,
                                    poll_interval=_seconds(self.poke_interval) or 60.0,
                                    conn_id=self.trigrun_conn_id, cancel_on_kill=False,
-                                   not_before=time.time() + SETTLE_SECONDS),
+                                   not_before=time.time() + SETTLE_SECONDS,
+                                   rates=getattr(self, "_rates", None) or None),
             method_name="execute_complete",
             timeout=timedelta(seconds=timeout + 300),
         )
@@ -114,7 +116,9 @@ class TrigRunSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         spec = self.job_spec()
         try:
-            with sync_engine(on_event=lambda e: self.log.info("%s", e.message)) as engine:
+            rates = getattr(self, "_rates", None)
+            with sync_engine(on_event=lambda e: self.log.info("%s", e.message),
+                             **({"max_requests_per_second": rates} if rates else {})) as engine:
                 status = engine.poll(spec, str(self.run_id))
         except SecretNotFound as exc:
             raise explain_missing(exc, f"task {self.task_id!r}") from None
