@@ -197,6 +197,16 @@ class EngineState:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.wall(), tz=timezone.utc)
 
+    def emit_poll(self, job: str, message: str, state: str, poll: int, new_state: bool) -> None:
+        """``emit("poll", ...)`` for a message already redacted: its data are a state name, a
+        count and a flag, nothing to redact."""
+        log = logger.isEnabledFor(logging.DEBUG)
+        if log:
+            logger.log(logging.DEBUG, "%s: %s", job, message, extra=REDACTED_RECORD)
+        if self.on_event is not None:
+            self.on_event(Event("poll", job, message,
+                                {"state": state, "poll": poll, "new_state": new_state}))
+
     def emit(self, kind: str, job: str, message: str, **data: Any) -> None:
         # A triggerer polls thousands of runs: a line per poll is DEBUG, the rest is INFO.
         level = logging.DEBUG if kind == "poll" else logging.INFO
@@ -716,6 +726,9 @@ class JobFlows:
         last_state: RunState | None = None
         run_url = run_url or self.preset.run_url(run_id)
         check = PollRun(self, run_id, interval)  # one action object for every poll of this wait
+        said_for: RunStatus | None = None
+        said_gen = -1
+        said = ""
 
         while True:
             if not self.preset.supports_wait:
@@ -729,9 +742,12 @@ class JobFlows:
             if isinstance(got, RunStatus):
                 errors = 0
                 run_url = got.run_url or run_url
-                # new_state: the integrations log state changes, not every poll.
-                st.emit("poll", spec.name, f"run {run_id}: {got.state.value} ({got.raw})",
-                        state=got.state.value, poll=polls, new_state=got.state is not last_state)
+                # new_state: the integrations log state changes, not every poll. A run in one
+                # state answers with one shared status object: its line is redacted once.
+                if got is not said_for or st.redactor.generation != said_gen:
+                    said_for, said_gen = got, st.redactor.generation
+                    said = st.redactor.text(f"run {run_id}: {got.state.value} ({got.raw})")
+                st.emit_poll(spec.name, said, got.state.value, polls, got.state is not last_state)
                 last_state = got.state
                 if got.state is RunState.UNKNOWN:
                     return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}, run {run_id}: {got.message}",

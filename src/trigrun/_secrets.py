@@ -145,6 +145,7 @@ class Redactor:
     def __init__(self) -> None:
         self._values: set[str] = set()
         self._forms: set[str] = set()
+        self.generation = 0  # bumped whenever the pattern changes (callers cache redactions)
         self._pattern: re.Pattern[str] | None = None
         _LIVE.add(self)
         _install_log_filter()
@@ -156,6 +157,7 @@ class Redactor:
             # Longest first, so a secret that contains another is removed whole.
             alts = sorted(self._forms, key=len, reverse=True)
             self._pattern = re.compile("|".join(re.escape(v) for v in alts))
+            self.generation += 1
 
     def __contains__(self, value: str) -> bool:
         return value in self._values

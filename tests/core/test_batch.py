@@ -382,15 +382,20 @@ def test_the_sync_engine_shares_the_per_origin_ceiling_across_threads(server: Lo
         "wait": {"status_url": server.url + "/status/{run_id}", "status_path": "status",
                  "run_id_path": "id"}})
     with trigrun.Engine(max_requests_per_second=20) as engine, ThreadPoolExecutor(5) as pool:
+        # Warm up: each thread's first send also builds its client, which delays its arrival
+        # at the server by a varying few ms and would bunch arrivals the limiter spaced.
+        list(pool.map(lambda i: engine.poll(spec, f"warm{i}"), range(10)))
+        since = time.monotonic()
         states = list(pool.map(lambda i: engine.poll(spec, f"r{i}").state, range(10)))
     assert states == [trigrun.RunState.SUCCESS] * 10
-    times = sorted(r.at for r in server.requests_to())
+    times = sorted(r.at for r in server.requests_to() if r.at >= since)
     gaps = [b - a for a, b in pairwise(times)]
     assert len(times) == 10
-    # 20/s: 50 ms apart, whichever thread sends (the first send also builds its client, so
-    # its arrival at the server is the one that can come late)
-    assert all(g >= 0.04 for g in gaps[1:]), gaps
-    assert times[-1] - times[0] >= 0.4, gaps
+    # 20/s: starts 50 ms apart, whichever thread sends. Arrivals jitter with the threads'
+    # scheduling, so: ten sends need at least 0.35 s, and no 100 ms holds more than three of
+    # them (unlimited: all ten at once).
+    assert times[-1] - times[0] >= 0.35, gaps
+    assert max(sum(1 for t in times if a <= t < a + 0.1) for a in times) <= 3, gaps
 
 
 @pytest.mark.integration
