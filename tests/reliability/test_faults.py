@@ -91,7 +91,8 @@ def test_fault(scenario: Scenario, path: str, request: pytest.FixtureRequest, re
         hi += ORCHESTRATOR_SECONDS
     report.add(request.node.nodeid, "faults", (index, list(PATHS).index(path)), [
         str(index + 1), scenario.title, PATHS[path], outcome(obs), " → ".join(obs.attempts),
-        f"{requests} → {runs}", str(len(leaks)), seconds_bound(lo, hi)])
+        f"{requests} → {runs}", str(len(leaks)), seconds_bound(lo, hi)],
+        figures=(runs, exp.runs, max(0, exp.runs - runs), max(0, runs - exp.runs)))
     if scenario.bug:
         report.note_bug(scenario.title, scenario.bug)
     print(f"{scenario.id} via {path}: {obs.seconds:.2f}s, {outcome(obs)}; {obs.message[:300]}")

@@ -89,7 +89,9 @@ async def test_fire_many_2000_with_injected_503s(report: Report,
         f"fire_many, concurrency {CONCURRENCY}, 10% injected 503", f"{JOBS:,}",
         f"{injected['before'] + injected['after']} ({injected['before']} / {injected['after']})",
         str(len(lost)), str(len(duplicated)), str(len(untruthful)), f"{len(posts):,}",
-        seconds_bound(0, BOUND)])
+        seconds_bound(0, BOUND)],
+        figures=(sum(len(r) for r in by_job.values()), JOBS, len(lost),
+                 sum(len(r) - 1 for r in by_job.values() if len(r) > 1)))
 
     assert len(results) == JOBS
     assert lost == []

@@ -110,7 +110,8 @@ def test_triggerer_killed_mid_wait_resumes_the_same_run(
     leaks = hits(stored, [server.password])
     report.add(request.node.nodeid, "restart", (0,), [
         *cells, outcome, str(posts), str(len(downstream)), str(len(leaks)),
-        seconds_bound(0, BOUND)])
+        seconds_bound(0, BOUND)],
+        figures=(len(downstream), 1, 1 - min(1, len(downstream)), max(0, len(downstream) - 1)))
 
     assert final["state"] == "success"
     assert ti["try_number"] == 1  # resumed, not retried
