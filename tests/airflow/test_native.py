@@ -92,6 +92,33 @@ def test_a_job_queue_is_the_tasks_pool_and_an_explicit_pool_wins() -> None:
         TrigRunOperator(task_id="e", target=DBT, queue={"name": "x"})
 
 
+def test_a_mapped_task_gets_its_pool_and_asset_where_the_scheduler_reads_them() -> None:
+    from airflow.sdk import DAG, TaskGroup
+
+    from trigrun.airflow import TrigRunOperator, job_asset
+
+    queue = {"name": "dbt_cloud", "concurrency_limit": 2}
+    with DAG("mapped_native", schedule=None, start_date=START) as dag:
+        named = TrigRunOperator.partial(task_id="a", target=DBT, job_queue=queue,
+                                        job_name="many", emit_asset=True).expand(
+            job_params=[{"x": 1}, {"x": 2}])
+        with TaskGroup("g"):
+            default = TrigRunOperator.partial(task_id="b", spec={"target": DBT, "queue": queue},
+                                              emit_asset=True).expand(job_params=[{"x": 1}])
+        expanded = TrigRunOperator.partial(task_id="c", job_queue=queue).expand(
+            target=[DBT])
+    assert (named.partial_kwargs["pool"], named.partial_kwargs["pool_slots"]) == ("dbt_cloud", 1)
+    assert named.partial_kwargs["outlets"] == [job_asset("many")]
+    assert default.partial_kwargs["pool"] == "dbt_cloud"
+    assert default.partial_kwargs["outlets"] == [job_asset("mapped_native.g.b")]
+    assert expanded.partial_kwargs["pool"] == "dbt_cloud"
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    tasks = {t["__var"]["task_id"]: t["__var"]
+             for t in DagSerialization.to_dict(dag)["dag"]["tasks"]}
+    assert tasks["a"]["partial_kwargs"]["pool"] == "dbt_cloud"
+
+
 def test_emit_asset_adds_the_jobs_asset_to_the_outlets() -> None:
     from airflow.sdk import DAG, Asset
 
@@ -131,6 +158,18 @@ def test_dags_from_specs_gives_each_job_its_asset_pool_and_delay(tmp_path: Path)
     assert load.pool == "default_pool"
     off = dags_from_specs(path, dag_id_prefix="quiet_", emit_assets=False)
     assert off["quiet_extract"].get_task("trigger").outlets == []
+
+
+def test_queue_pools_lists_the_pools_a_jobs_file_needs(tmp_path: Path) -> None:
+    from trigrun.airflow import queue_pools
+
+    jobs = [{"name": "a", "target": DBT, "queue": {"name": "dbt", "concurrency_limit": 2}},
+            {"name": "b", "target": DBT, "queue": {"name": "dbt", "concurrency_limit": 2}},
+            {"name": "c", "target": PREFECT, "queue": {"name": "free"}},
+            {"name": "d", "target": PREFECT}]
+    path = tmp_path / "jobs.json"
+    path.write_text(json.dumps({"jobs": jobs}))
+    assert queue_pools(path) == {"dbt": 2, "free": -1}
 
 
 # -- the connection's requests-per-second ceiling -----------------------------------------------

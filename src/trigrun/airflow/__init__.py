@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .assets import job_asset
-    from .dag_factory import dags_from_specs
+    from .dag_factory import dags_from_specs, queue_pools
     from .hooks import TrigRunHook
     from .links import TrigRunLink
     from .operators import TrigRunOperator
@@ -35,6 +35,7 @@ _EXPORTS = {
     "TrigRunTrigger": "triggers",
     "dags_from_specs": "dag_factory",
     "job_asset": "assets",
+    "queue_pools": "dag_factory",
 }
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "TrigRunTrigger",
     "dags_from_specs",
     "job_asset",
+    "queue_pools",
 ]
 
 

@@ -77,6 +77,18 @@ def load_specs(path: str | os.PathLike[str]) -> list[JobSpec]:
     return specs
 
 
+def queue_pools(path: str | os.PathLike[str]) -> dict[str, int]:
+    """The Airflow pools the jobs of a file run in: ``{queue name: slots}``, slots being the
+    queue's ``concurrency_limit`` (``-1``, Airflow's unlimited pool, when it has none). Airflow
+    cannot create pools while a DAG file is parsed: create them when deploying, e.g.
+    ``airflow pools set <name> <slots> "trigrun queue"`` for each."""
+    pools: dict[str, int] = {}
+    for spec in load_specs(path):
+        if spec.queue is not None and spec.queue.name not in pools:
+            pools[spec.queue.name] = spec.queue.concurrency_limit or -1
+    return pools
+
+
 def _schedule(spec: JobSpec, start_date: datetime | None) -> tuple[Any, datetime]:
     tz = ZoneInfo(spec.schedule.timezone if spec.schedule else "UTC")
     start = start_date or DEFAULT_START.replace(tzinfo=tz)

@@ -294,6 +294,47 @@ class TrigRunOperator(BaseOperator):
         if isinstance(self.trigrun_conn_id, str) and not is_template(self.trigrun_conn_id):
             self.trigrun_conn_id = self.trigrun_conn_id.strip() or None
 
+    @classmethod
+    def partial(cls, **kwargs: Any) -> Any:  # type: ignore[override]
+        """``BaseOperator.partial``, with the job queue's pool and the job's asset put in the
+        partial arguments: the scheduler reads a mapped task's pool and outlets from them,
+        never from the operator built at run time."""
+        kwargs = dict(kwargs)
+        where = f"task {kwargs.get('task_id')!r}"
+        fields = {k: kwargs.get(k) for k in (*SPEC_ARGS, *REQUEST_ARGS)}
+        try:
+            data = build_spec_dict(kwargs.get("spec"), fields, where)
+        except (SpecError, TypeError):  # everything is expanded: the run time knows it
+            data = {}
+        queue = data.get("queue")
+        if isinstance(queue, Mapping) and isinstance(queue.get("name"), str) and \
+                not is_template(queue["name"]) and not kwargs.get("pool"):
+            kwargs["pool"] = queue["name"]
+            kwargs.setdefault("pool_slots", 1)
+        if kwargs.get("emit_asset"):
+            name = kwargs.get("job_name") or data.get("name")
+            if not name:
+                from airflow.sdk.definitions._internal.contextmanager import (
+                    DagContext,
+                    TaskGroupContext,
+                )
+
+                dag = kwargs.get("dag") or DagContext.get_current()
+                group = kwargs.get("task_group") or (
+                    TaskGroupContext.get_current(dag) if dag is not None else None)
+                task_id = str(kwargs.get("task_id"))
+                task_id = group.child_id(task_id) if group is not None else task_id
+                name = f"{getattr(dag, 'dag_id', None)}.{task_id}"
+            if is_template(name):
+                raise SpecError(f"{where}: emit_asset=True needs a job name known when the DAG "
+                                f"file is parsed, but it is the template {name!r}; give a "
+                                "plain job_name")
+            outlets = list(kwargs.get("outlets") or [])
+            if (asset := job_asset(str(name))) not in outlets:
+                outlets.append(asset)
+            kwargs["outlets"] = outlets
+        return super().partial(**kwargs)
+
     def _parse_time_job_name(self, where: str) -> str:
         # The asset is registered from the DAG file, so its job name must be known there.
         name = self.job_name or self.spec.get("name") or self.default_job_name()

@@ -7,7 +7,8 @@ again: the trigger is rebuilt from its kwargs (``serialize()``) and resumes poll
 
 Its kwargs are stored in plain text in Airflow's database (Airflow 3 does not encrypt trigger
 kwargs), so they hold the spec as JSON with ``secret://`` references only, plus ``run_id``,
-``run_url``, ``end_time`` (epoch seconds), ``poll_interval`` and ``conn_id``. References are
+``run_url``, ``end_time`` (epoch seconds), ``poll_interval``, ``conn_id`` and ``rates`` (the
+connection's ``max_requests_per_second`` by origin: no secret). References are
 resolved inside the triggerer with awaited Airflow lookups (``AirflowSecrets.aresolve``), and
 every value found is registered with Airflow's secrets masker.
 
@@ -34,7 +35,9 @@ wait for it; short ones finish at most 10 s later instead of failing.
 
 One ``AsyncEngine`` - one httpx connection pool and one Airflow-token cache - is shared by all
 trigrun triggers running on the same event loop (a triggerer runs all its triggers on one
-loop). It is created on first use and closed when the last trigger on that loop finishes, so
+loop), and so is each origin's rate limit: a connection's requests-per-second ceiling
+(``rates``) applies to every trigger waiting on that origin, the lowest one asked for winning.
+It is created on first use and closed when the last trigger on that loop finishes, so
 no pool outlives its loop (``dag.test()`` runs each trigger in a fresh ``asyncio.run``).
 Progress lines from the shared engine reach the log of the trigger that caused them through a
 context variable.
