@@ -49,6 +49,7 @@ def test_delay_defers_on_a_timer_then_fires_and_links_both_ways(
     server = airflow_server
     for dag in (DELAY_DAG, "trigrun_target"):
         server.wait_for_dag(dag)
+    _pool(server, DELAY_DAG, 1)
     started = server.trigger(DELAY_DAG)
     run_id = started["dag_run_id"]
     scheduled = _when(started["run_after"])  # no logical date: the scheduled time is run_after
@@ -62,15 +63,15 @@ def test_delay_defers_on_a_timer_then_fires_and_links_both_ways(
         if state and (not states or states[-1] != state):
             states.append(state)
         if state == "deferred" and not pool_while_deferred:
-            pool_while_deferred = server.api("GET", "/pools/default_pool").json()
+            pool_while_deferred = server.api("GET", f"/pools/{DELAY_DAG}").json()
         if state in ("success", "failed", "upstream_failed"):
             break
         time.sleep(0.3)
     assert states[-1] == "success", states
     assert "deferred" in states, states
-    # Deferred on the timer: the task held no slot of its pool meanwhile.
+    # Deferred on the timer: the task held no slot of its pool (a pool of its own) meanwhile.
     assert pool_while_deferred["running_slots"] == 0, pool_while_deferred
-    assert pool_while_deferred["deferred_slots"] >= 1, pool_while_deferred
+    assert pool_while_deferred["deferred_slots"] == 1, pool_while_deferred
 
     downstream = [r for r in server.dag_runs("trigrun_target")
                   if (r.get("conf") or {}).get("source") == run_id]
@@ -96,6 +97,14 @@ def test_delay_defers_on_a_timer_then_fires_and_links_both_ways(
     assert f"started run {target_run['dag_run_id']}: {run_url}" in log
 
 
+def _pool(server: AirflowServer, name: str, slots: int) -> None:
+    r = server.api("POST", "/pools", json={"name": name, "slots": slots,
+                                           "description": "trigrun job queue"})
+    if r.status_code == 409:
+        r = server.api("PATCH", f"/pools/{name}", json={"slots": slots})
+    r.raise_for_status()
+
+
 def _overlap(spans: list[tuple[float, float]]) -> int:
     """The most spans open at one moment."""
     edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans],
@@ -113,11 +122,7 @@ def test_a_pool_of_two_keeps_five_tasks_of_one_queue_at_two_in_flight_and_emits_
     for dag in (POOL_DAG, CONSUMER_DAG):
         server.wait_for_dag(dag)
     # Pools cannot be created while a DAG file is parsed: the deployment creates them.
-    r = server.api("POST", "/pools", json={"name": POOL, "slots": 2,
-                                           "description": "trigrun job queue"})
-    if r.status_code == 409:
-        r = server.api("PATCH", f"/pools/{POOL}", json={"slots": 2})
-    r.raise_for_status()
+    _pool(server, POOL, 2)
     consumed_before = len(server.dag_runs(CONSUMER_DAG))
 
     lock = threading.Lock()
