@@ -2,9 +2,9 @@
 real triggerer), with the DAGs of ``tests/fixtures/target_dags/trigrun_native.py``:
 
 - a deferrable task with ``delay_seconds: 20`` is ``deferred`` on a timer (holding no pool
-  slot), fires at least 20 s after its scheduled time, tells the downstream DAG run who started
-  it (note and conf: the task instance's name and URL), names its link "Airflow run", and logs
-  the run's URL;
+  slot), fires at least 20 s after its scheduled time, defers again to wait for the run, tells
+  the downstream DAG run who started it (note and conf: the task instance's name and URL),
+  names its link "Airflow run", and logs the run's URL after the fire and in its last line;
 - five tasks of one job queue run in the Airflow pool of that name: a pool of 2 slots keeps at
   most 2 in flight, measured at the target and from the task instances' start and end dates;
 - a task with ``emit_asset`` emits its job's asset, which triggers a DAG scheduled on it.
@@ -68,7 +68,8 @@ def test_delay_defers_on_a_timer_then_fires_and_links_both_ways(
             break
         time.sleep(0.3)
     assert states[-1] == "success", states
-    assert "deferred" in states, states
+    # Deferred on the delay's timer, then (after the fire) on the wait for the run.
+    assert states.count("deferred") == 2, states
     # Deferred on the timer: the task held no slot of its pool (a pool of its own) meanwhile.
     assert pool_while_deferred["running_slots"] == 0, pool_while_deferred
     assert pool_while_deferred["deferred_slots"] == 1, pool_while_deferred
@@ -92,9 +93,13 @@ def test_delay_defers_on_a_timer_then_fires_and_links_both_ways(
     links = server.api("GET", f"/dags/{DELAY_DAG}/dagRuns/{run_id}/taskInstances/trigger/links")
     links.raise_for_status()
     assert links.json()["extra_links"] == {"Airflow run": run_url}
-    # The run's URL is in the log right after the fire.
+    # The run's URL is in the log right after the fire, and in the final line.
     log = _task_log(server, DELAY_DAG)
     assert f"started run {target_run['dag_run_id']}: {run_url}" in log
+    assert f"run {target_run['dag_run_id']}: success" in log
+    final = [line for line in log.splitlines() if f"run {target_run['dag_run_id']}: success" in line]
+    assert run_url in final[-1]
+    assert server.dag_run("trigrun_target", target_run["dag_run_id"])["state"] == "success"
 
 
 def _pool(server: AirflowServer, name: str, slots: int) -> None:
