@@ -142,8 +142,7 @@ class PollGroup:
         self.lists = lists
         self._clock = clock
         self.fresh = min(window / 4, MAX_FRESH) if lists else 0.0
-        self._pending: list[_Member] = []
-        self._handle: asyncio.TimerHandle | None = None
+        self._slots: dict[float, list[_Member]] = {}  # flush time -> the checks due then
         self._last = -math.inf
         self._tasks: set[asyncio.Task[None]] = set()
         self._listing: dict[str, RunStatus] | None = None
@@ -155,22 +154,27 @@ class PollGroup:
     async def poll(self, check: PollRun) -> Poll:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        if self._listing is not None and now - self._listing_at <= self.fresh:
+        if check.after <= 0 and self._listing is not None and now - self._listing_at <= self.fresh:
             status = self._listing.get(check.run_id)
             if status is not None:
                 check.read_at = self._listing_read - self.fresh
                 return status
             alone: Poll = await self._run(check.flows.poll(check.run_id))
             return alone
+        # The check joins the flush due when it is (``after`` from now): one timer per flush,
+        # none per wait.
+        slot = flush_at(now + check.after, self.window, self._last)
+        members = self._slots.get(slot)
+        if members is None:
+            members = self._slots[slot] = []
+            loop.call_at(slot, self._flush_now, slot, context=self._context)
         fut: asyncio.Future[Poll] = loop.create_future()
-        self._pending.append(_Member(check, fut))
-        if self._handle is None:
-            when = flush_at(now, self.window, self._last)
-            self._handle = loop.call_at(when, self._flush_now, when, context=self._context)
+        members.append(_Member(check, fut))
         return await fut
 
     def _flush_now(self, when: float) -> None:
-        batch, self._pending, self._handle, self._last = self._pending, [], None, when
+        batch = self._slots.pop(when, [])
+        self._last = max(self._last, when)
         task = asyncio.get_running_loop().create_task(self._flush(batch, when),
                                                       context=self._context)
         self._tasks.add(task)

@@ -274,6 +274,8 @@ class Engine(_Base):
             if isinstance(action, Send):
                 value = self._send(action)
             elif isinstance(action, PollRun):
+                if action.after > 0:
+                    self._sleep(action.after)
                 value = self._run(action.flows.poll(action.run_id))
             elif isinstance(action, Sleep):
                 self._sleep(action.seconds)
@@ -460,6 +462,8 @@ class AsyncEngine(_Base):
     async def _poll_run(self, action: PollRun) -> Any:
         scope = action.flows.batch_scope() if self._batch else None
         if scope is None:
+            if action.after > 0:
+                await self._pause(action.after)
             return await self._run(action.flows.poll(action.run_id))
         return await self._group(scope, action.flows.preset.batch_lists,
                                  action.interval).poll(action)
@@ -493,10 +497,7 @@ class AsyncEngine(_Base):
             elif isinstance(action, PollRun):
                 value = await self._poll_run(action)
             elif isinstance(action, Sleep):
-                if self._sleep is asyncio.sleep:
-                    await coalesced_sleep(action.seconds)
-                else:
-                    await self._sleep(action.seconds)
+                await self._pause(action.seconds)
             elif isinstance(action, Resolve):
                 value, todo = self._recent_values(action)
                 got = {n: await self._lookup(n, shared=not action.fresh) for n in todo}
@@ -504,6 +505,12 @@ class AsyncEngine(_Base):
                 value.update(got)
             else:  # pragma: no cover
                 raise TypeError(action)
+
+    async def _pause(self, seconds: float) -> None:
+        if self._sleep is asyncio.sleep:
+            await coalesced_sleep(seconds)
+        else:
+            await self._sleep(seconds)
 
     async def _lookup(self, name: str, *, shared: bool) -> str | None:
         """Resolve one secret. Polls share a lookup already under way: a triggerer starting a

@@ -131,13 +131,17 @@ class PollRun:
     may answer it from a batched request of the wait's poll group. Either way the answer is
     what ``poll`` returns: a RunStatus, or the Outcome of a failed check.
 
-    ``interval`` is the wait's poll interval (a listing group reads once per interval). A
-    group that answers from a listing sets ``read_at``, the monotonic time the listing was
-    read: the wait counts its next interval from there, so it stays on the group's phase."""
+    ``interval`` is the wait's poll interval (a listing group reads once per interval).
+    ``after``: the check is for that many seconds from now (the wait's sleep until its next
+    check): an engine sleeps first, a poll group puts it straight into the flush due then,
+    with no timer of its own. A group that answers from a listing sets ``read_at``, the
+    monotonic time the listing was read: the wait counts its next interval from there, so it
+    stays on the group's phase."""
 
     flows: JobFlows
     run_id: str
     interval: float = 0.0
+    after: float = 0.0
     read_at: float | None = None
 
 
@@ -734,8 +738,9 @@ class JobFlows:
             if not self.preset.supports_wait:
                 return self._result(run_id, run_url, polls, started, RunState.UNKNOWN, f"job {spec.name!r}: target {self.preset.name!r} "
                             "cannot report run state; set wait.status_url")
-            polled_at = st.monotonic()
+            polled_at = st.monotonic() + check.after
             got = yield check
+            check.after = 0.0
             if check.read_at is not None:
                 polled_at, check.read_at = check.read_at, None
             polls += 1
@@ -790,7 +795,7 @@ class JobFlows:
                                             f"{ended.state.value} ({ended.message})", ended.raw)
                     message += "; cancel requested" if cancelled else "; cancel failed"
                 return self._result(run_id, run_url, polls, started, RunState.TIMEOUT, message)
-            yield Sleep(min(delay, remaining))
+            check.after = min(delay, remaining)  # the sleep until the next check
 
     def cancel(self, run_id: str) -> Flow:
         """True when the target took the cancel. Never changes a run that already ended."""
