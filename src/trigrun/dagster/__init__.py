@@ -1,4 +1,4 @@
-"""trigrun for Dagster: a resource, job/schedule/sensor factories and a YAML component.
+"""trigrun for Dagster: a resource, asset/job/schedule/sensor factories and a YAML component.
 
 Names are imported lazily so that ``import trigrun.dagster`` stays cheap (the ``dg`` registry
 imports it to list components), and a missing Dagster install gets one clear message.
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from ._component import TrigRunComponent
     from ._factories import (
         TrigRunConfig,
+        build_trigrun_asset,
+        build_trigrun_asset_job,
         build_trigrun_definitions,
         build_trigrun_job,
         build_trigrun_schedule,
@@ -34,6 +36,8 @@ _EXPORTS: dict[str, str] = {
     "TrigRunResource": "._resource",
     "TrigRunConfig": "._factories",
     "build_trigrun_job": "._factories",
+    "build_trigrun_asset": "._factories",
+    "build_trigrun_asset_job": "._factories",
     "build_trigrun_schedule": "._factories",
     "build_trigrun_definitions": "._factories",
     "op_name_for": "._factories",
@@ -50,6 +54,8 @@ __all__ = [
     "TrigRunConfig",
     "TrigRunResource",
     "asset_key_for",
+    "build_trigrun_asset",
+    "build_trigrun_asset_job",
     "build_trigrun_definitions",
     "build_trigrun_job",
     "build_trigrun_schedule",

@@ -1,22 +1,37 @@
 """Jobs, schedules and whole ``Definitions`` built from job specs, with no network call."""
 
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+
+# Not exported by name: define_asset_job returns it (Dagster 1.13).
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
 from pydantic import Field
 
 from .._exceptions import SpecError
 from .._loader import gc_paused, load_jobs
 from .._models import JobSpec
-from ._metadata import PHASE, TRACK, asset_key_for, run_metadata, trigger_metadata
+from ._metadata import (
+    PHASE,
+    TRACK,
+    asset_key_for,
+    headline,
+    run_metadata,
+    trigger_metadata,
+)
 from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
 from ._sensor import build_trigrun_sensor
 
 WaitIn = Literal["op", "sensor"]
+AssetForm = Literal["executable", "external"]
+AnyJob = dg.JobDefinition | UnresolvedAssetJobDefinition
 OP_TAG = "trigrun/op"
 JOB_TAG = "trigrun/job"
 RUN_ID_TAG = "trigrun/run_id"
@@ -79,8 +94,19 @@ def _scheduled_time(context: dg.OpExecutionContext, configured: str | None,
     return created.astimezone(_tz(spec)).replace(microsecond=0)
 
 
-def _run_op(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
-            resource_key: str, wait_in: WaitIn) -> dg.Output[dict[str, Any]]:
+class _Fired:
+    """What the shared body of a trigrun op or asset did: the metadata to record and, when the
+    downstream run was waited for, how it ended."""
+
+    def __init__(self, value: dict[str, Any], md: dict[str, dg.MetadataValue], phase: str,
+                 track: str, ended: dict[str, Any] | None) -> None:
+        self.value, self.md, self.phase, self.track, self.ended = value, md, phase, track, ended
+
+
+def _fire(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
+          resource_key: str, wait_in: WaitIn) -> _Fired:
+    """Fire (and wait, where the op waits); a failed fire or run raises ``dg.Failure``."""
+    started = time.monotonic()
     resource: TrigRunResource = getattr(context.resources, resource_key)
     scheduled = _scheduled_time(context, config.scheduled_time, spec)
     waits = spec.waits if config.wait is None else config.wait
@@ -92,31 +118,45 @@ def _run_op(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec
         md = trigger_metadata(result)
         if not result.ok:
             raise dg.Failure(description=result.error or f"job {spec.name!r}: trigger failed",
-                             metadata=md)
+                             metadata=headline(md, started))
         if result.run_id is not None:
             context.instance.add_run_tags(context.run_id, {RUN_ID_TAG: result.run_id[:255]})
         if result.skipped:
             context.log_event(dg.AssetObservation(asset_key=key, metadata={**md, PHASE: "skipped"}))
-            return dg.Output({"trigger": result.to_log(), "run": None}, metadata=md)
+            return _Fired({"trigger": result.to_log(), "run": None}, md, "skipped", track, None)
         fired: dict[str, Any] = {**md, PHASE: "fired", TRACK: track,
                                  "scheduled_time_local": scheduled.isoformat()}
         if config.params:
             fired["params"] = dg.MetadataValue.json(config.params)
         context.log_event(dg.AssetObservation(asset_key=key, metadata=fired))
         if track != "op":
-            return dg.Output({"trigger": result.to_log(), "run": None}, metadata=md)
+            return _Fired({"trigger": result.to_log(), "run": None}, headline(md, started),
+                          "fired", track, None)
         if result.run_id is None:
             raise dg.Failure(description=f"job {spec.name!r}: the target returned no run id to "
                              "wait on; set wait.enabled: false or the webhook's "
-                             "wait.run_id_path", metadata=md)
+                             "wait.run_id_path", metadata=headline(md, started))
         run = resource.wait(result, context=context, engine=engine)
     md.update(run_metadata(run))
+    md = headline(md, started)
     ended = {**md, PHASE: "ended"}
     if not run.ok:
         context.log_event(dg.AssetObservation(asset_key=key, metadata=ended))
         raise dg.Failure(description=run.message, metadata=md)
-    context.log_event(dg.AssetMaterialization(asset_key=key, metadata=ended))
-    return dg.Output({"trigger": result.to_log(), "run": run.to_log()}, metadata=md)
+    return _Fired({"trigger": result.to_log(), "run": run.to_log()}, md, "ended", track, ended)
+
+
+def _run_op(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
+            resource_key: str, wait_in: WaitIn) -> dg.Output[dict[str, Any]]:
+    done = _fire(context, config, spec, resource_key, wait_in)
+    if done.ended is not None:
+        context.log_event(dg.AssetMaterialization(asset_key=asset_key_for(spec),
+                                                  metadata=done.ended))
+    return dg.Output(done.value, metadata=done.md)
+
+
+def _pool(spec: JobSpec) -> str | None:
+    return spec.queue.name if spec.queue is not None else None
 
 
 def build_trigrun_job(spec: JobSpec | Mapping[str, Any], *, name: str | None = None,
@@ -137,6 +177,7 @@ def build_trigrun_job(spec: JobSpec | Mapping[str, Any], *, name: str | None = N
     op_name = op_name_for(job_name)
 
     @dg.op(name=op_name, required_resource_keys={resource_key}, retry_policy=retry_policy,
+           pool=_pool(spec),
            description=f"Fire trigrun job {spec.name!r}"
                        + (" and wait for its run" if spec.waits and wait_in == "op" else ""),
            tags={"kind": "trigrun"})
@@ -151,6 +192,65 @@ def build_trigrun_job(spec: JobSpec | Mapping[str, Any], *, name: str | None = N
         _fire()
 
     return _job
+
+
+def build_trigrun_asset(spec: JobSpec | Mapping[str, Any], *, name: str | None = None,
+                        wait_in: WaitIn = "op", resource_key: str = RESOURCE_KEY,
+                        deps: Sequence[dg.AssetKey] = (), group_name: str = "trigrun",
+                        retry_policy: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
+    """The job's asset ``trigrun/<slug>``, executable: materializing it fires the trigger and,
+    where the op waits, waits for the downstream run. Its materialization's metadata starts
+    with the run URL, state and duration; a downstream run that does not succeed fails the
+    materialization (``dg.Failure`` with the run's metadata). With ``wait_in="sensor"`` (or a
+    job that does not wait on a run it can see) the step only fires: the completion sensor
+    records the materialization when the run ends. A skipped fire materializes nothing.
+
+    The op is named ``op_name_for(name or slug)``, as in ``build_trigrun_job``, so run config
+    (``ops.<op>.config``) is the same for both forms. ``deps``: upstream asset keys, shown as
+    lineage (and run first when both are selected in one run)."""
+    spec = as_spec(spec)
+    if wait_in not in ("op", "sensor"):
+        raise ValueError(f"wait_in must be 'op' or 'sensor', not {wait_in!r}")
+    job_name = name or spec.slug
+    key = asset_key_for(spec)
+    asset_spec = dg.AssetSpec(
+        key, deps=list(deps), group_name=group_name, kinds={"trigrun"},
+        description=spec.description or f"Runs started by trigrun job {spec.name!r}",
+        metadata={"trigrun_job": spec.name},
+        # Not every step materializes: a skipped fire, or one whose end the sensor records.
+        skippable=True)
+
+    @dg.multi_asset(name=op_name_for(job_name), specs=[asset_spec],
+                    required_resource_keys={resource_key}, retry_policy=retry_policy,
+                    pool=_pool(spec), op_tags={"kind": "trigrun"})
+    def _asset(context: dg.AssetExecutionContext,
+               config: TrigRunConfig) -> Iterator[dg.MaterializeResult[Any]]:
+        done = _fire(context.op_execution_context, config, spec, resource_key, wait_in)
+        if done.phase == "ended":
+            yield dg.MaterializeResult(asset_key=key, metadata=done.md)
+        elif done.phase == "fired" and done.track == "none":
+            # Nothing to wait on: the fire is the whole of the job.
+            md = dict(done.md)
+            head = {k: md.pop(k) for k in ("run_url",) if k in md}
+            yield dg.MaterializeResult(asset_key=key, metadata={
+                **head, "state": dg.MetadataValue.text("fired"), **md})
+
+    return _asset
+
+
+def build_trigrun_asset_job(spec: JobSpec | Mapping[str, Any], *, name: str | None = None,
+                            tags: Mapping[str, str] | None = None,
+                            executor_def: dg.ExecutorDefinition | None = None,
+                            ) -> UnresolvedAssetJobDefinition:
+    """The job that materializes the job's asset (``build_trigrun_asset``): what its schedule
+    runs, named like ``build_trigrun_job``'s job. Give the asset to ``Definitions`` too."""
+    spec = as_spec(spec)
+    job_name = name or spec.slug
+    return dg.define_asset_job(
+        name=job_name, selection=dg.AssetSelection.assets(asset_key_for(spec)),
+        description=spec.description or f"trigrun job {spec.name!r}",
+        tags={JOB_TAG: spec.name[:255], OP_TAG: op_name_for(job_name), **(tags or {})},
+        executor_def=executor_def or dg.in_process_executor)
 
 
 def schedule_request(spec: JobSpec, job_name: str, op_name: str,
@@ -184,7 +284,7 @@ def schedule_request(spec: JobSpec, job_name: str, op_name: str,
 
 
 def build_trigrun_schedule(spec: JobSpec | Mapping[str, Any], *,
-                           job: dg.JobDefinition | None = None, name: str | None = None,
+                           job: AnyJob | None = None, name: str | None = None,
                            default_status: dg.DefaultScheduleStatus | None = None,
                            wait_in: WaitIn = "op",
                            resource_key: str = RESOURCE_KEY) -> dg.ScheduleDefinition:
@@ -222,6 +322,30 @@ def _specs_from(source: str | Path | JobSpec | Sequence[JobSpec | Mapping[str, A
     return [as_spec(s) for s in source]
 
 
+def _deps_by_slug(specs: Sequence[JobSpec],
+                  deps: Mapping[str, Sequence[str]] | None) -> dict[str, list[dg.AssetKey]]:
+    """``deps`` (job name or slug -> upstream job names or slugs) as asset keys per slug."""
+    by_name: dict[str, JobSpec] = {}
+    for spec in specs:
+        by_name[spec.name] = by_name[spec.slug] = spec
+    out: dict[str, list[dg.AssetKey]] = {}
+    for job, upstream in (deps or {}).items():
+        if job not in by_name:
+            raise SpecError(f"deps: job {job!r} is not in these job specs; give a job's name "
+                            f"or slug, one of {sorted(s.name for s in specs)}")
+        if isinstance(upstream, str):
+            raise SpecError(f"deps.{job}: give a list of job names, e.g. [{upstream!r}]")
+        keys = out.setdefault(by_name[job].slug, [])
+        for name in upstream:
+            if name not in by_name:
+                raise SpecError(f"deps.{job}: job {name!r} is not in these job specs; give a "
+                                f"job's name or slug, one of {sorted(s.name for s in specs)}")
+            if by_name[name] is by_name[job]:
+                raise SpecError(f"deps.{job}: a job cannot depend on itself")
+            keys.append(asset_key_for(by_name[name]))
+    return out
+
+
 @gc_paused()
 def build_trigrun_definitions(
     source: str | Path | JobSpec | Sequence[JobSpec | Mapping[str, Any]], *,
@@ -229,21 +353,45 @@ def build_trigrun_definitions(
     wait_in: WaitIn = "op", default_status: dg.DefaultScheduleStatus | None = None,
     sensor_name: str = "trigrun_completion_sensor",
     sensor_interval_seconds: int | None = None,
+    assets: AssetForm = "executable",
+    deps: Mapping[str, Sequence[str]] | None = None,
 ) -> dg.Definitions:
-    """A job per spec in a jobs file (or list), a schedule per cron job, an asset per job for
-    its run history, the resource under ``resource_key``, and, with ``wait_in="sensor"``, the
-    completion sensor. Reads the file only: no network call."""
+    """Per job spec in a jobs file (or list): an executable asset ``trigrun/<slug>`` and the
+    job ``<slug>`` that materializes it (Materialize in the UI fires the job), a schedule per
+    cron job running that job; the resource under ``resource_key``; and, with
+    ``wait_in="sensor"``, the completion sensor. Reads the file only: no network call.
+
+    ``assets="external"``: the earlier form, a one-op job per spec (``build_trigrun_job``)
+    and an external asset that only records the runs (no Materialize button), for code that
+    selects ops rather than assets. ``deps``: job name -> the job names it comes after, shown
+    as asset lineage (executable form only)."""
     specs = _specs_from(source)
+    if assets not in ("executable", "external"):
+        raise ValueError(f"assets must be 'executable' or 'external', not {assets!r}")
     seen: dict[str, str] = {}
     for spec in specs:
         if spec.slug in seen:
             raise SpecError(f"jobs {seen[spec.slug]!r} and {spec.name!r} both become Dagster job "
                             f"{spec.slug!r}; rename one")
         seen[spec.slug] = spec.name
-    jobs: list[dg.JobDefinition] = []
+    lineage = _deps_by_slug(specs, deps)
+    if lineage and assets == "external":
+        raise SpecError("deps: asset dependencies need the executable assets; drop "
+                        "assets='external' or the deps")
+    jobs: list[AnyJob] = []
     schedules: list[dg.ScheduleDefinition] = []
+    asset_defs: list[dg.AssetsDefinition | dg.AssetSpec] = []
     for spec in specs:
-        job = build_trigrun_job(spec, wait_in=wait_in, resource_key=resource_key)
+        job: AnyJob
+        if assets == "executable":
+            asset_defs.append(build_trigrun_asset(spec, wait_in=wait_in, resource_key=resource_key,
+                                                  deps=lineage.get(spec.slug, ())))
+            job = build_trigrun_asset_job(spec)
+        else:
+            job = build_trigrun_job(spec, wait_in=wait_in, resource_key=resource_key)
+            asset_defs.append(dg.AssetSpec(
+                asset_key_for(spec), description=f"Runs started by trigrun job {spec.name!r}",
+                group_name="trigrun", kinds={"trigrun"}, metadata={"trigrun_job": spec.name}))
         jobs.append(job)
         if spec.effective_kind == "cron":
             schedules.append(build_trigrun_schedule(spec, job=job, default_status=default_status))
@@ -256,9 +404,5 @@ def build_trigrun_definitions(
         # Its report job belongs in the definitions themselves (Dagster 1.11+ resolves a job
         # that only a sensor names with a warning, and will stop doing so).
         jobs.extend(j for j in sensor.jobs if isinstance(j, dg.JobDefinition))
-    assets = [dg.AssetSpec(asset_key_for(s), description=f"Runs started by trigrun job "
-                           f"{s.name!r}", group_name="trigrun", kinds={"trigrun"},
-                           metadata={"trigrun_job": s.name})
-              for s in specs]
-    return dg.Definitions(assets=assets, jobs=jobs, schedules=schedules, sensors=sensors,
+    return dg.Definitions(assets=asset_defs, jobs=jobs, schedules=schedules, sensors=sensors,
                           resources={resource_key: resource or TrigRunResource()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import dagster as dg
@@ -69,6 +70,18 @@ def run_metadata(run: RunResult) -> dict[str, dg.MetadataValue]:
     if run.raw_status is not None:
         md["raw_status"] = dg.MetadataValue.text(str(run.raw_status))
     return md
+
+
+def headline(md: dict[str, dg.MetadataValue], started: float) -> dict[str, dg.MetadataValue]:
+    """``md`` with the run URL, state and duration first: the entries Dagster's UI shows at
+    the top of a materialization, a failure, an output."""
+    first: dict[str, dg.MetadataValue] = {}
+    if "run_url" in md:
+        first["run_url"] = md["run_url"]
+    if "state" in md:
+        first["state"] = md["state"]
+    first["duration_seconds"] = dg.MetadataValue.float(round(time.monotonic() - started, 3))
+    return {**first, **{k: v for k, v in md.items() if k not in first}}
 
 
 def _json_or_text(value: Any) -> dg.MetadataValue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -11,17 +12,33 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from .._engine import Engine
+from .._engine import AsyncEngine, Engine
 from .._flow import Event, is_quiet_poll
 from .._loader import parse_jobs
 from .._models import JobSpec
 from .._results import RunResult, TriggerResult
 from .._secrets import AnyResolver, EnvSecrets
+from .._upstream import Upstream
 
 RESOURCE_KEY = "trigrun"
 _WARN_EVENTS = frozenset({"retry", "poll_error", "cancel"})
 # What stops an op from the outside: Dagster's run termination, Ctrl-C in `dagster job execute`.
 _INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
+# Dagster does not know the address its UI is served at; the webserver's own variable is the
+# closest thing to a convention (the Dagster+ and Helm deployments set it).
+DAGSTER_URL_ENV = "DAGSTER_WEBSERVER_URL"
+DEFAULT_DAGSTER_URL = "http://localhost:3000"
+
+
+def dagster_run_upstream(context: Any, dagster_url: str | None) -> Upstream | None:
+    """The Dagster run an op or asset runs in, as the upstream of its fires (None outside a
+    run: a sensor, a plain Python call)."""
+    run = getattr(context, "dagster_run", None) if context is not None else None
+    if run is None:
+        return None
+    base = (dagster_url or os.environ.get(DAGSTER_URL_ENV) or DEFAULT_DAGSTER_URL).rstrip("/")
+    return Upstream(kind="dagster", name=f"Dagster run {run.run_id} of {run.job_name}",
+                    url=f"{base}/runs/{run.run_id}", run_id=run.run_id)
 
 
 def as_spec(spec: JobSpec | Mapping[str, Any]) -> JobSpec:
@@ -67,6 +84,15 @@ class TrigRunResource(dg.ConfigurableResource):
         default=None, description="Overrides every job's wait.poll_interval_seconds.")
     wait_timeout_seconds: float | None = Field(
         default=None, description="Overrides every job's wait.timeout_seconds.")
+    dagster_url: str | None = Field(
+        default=None,
+        description="Address of this Dagster's UI, for the link a downstream run gets to the "
+                    "Dagster run that started it (<dagster_url>/runs/<run_id>). Default: the "
+                    "DAGSTER_WEBSERVER_URL environment variable, else http://localhost:3000.")
+    max_requests_per_second: float | None = Field(
+        default=None, gt=0,
+        description="Ceiling on requests per second to each target origin, shared by every "
+                    "fire, poll and cancel of one engine (an op's, a sensor tick's).")
     cancel_on_interrupt: bool = Field(
         default=True, description="When the Dagster run is terminated while waiting, cancel "
                                   "the downstream run before stopping.")
@@ -93,11 +119,23 @@ class TrigRunResource(dg.ConfigurableResource):
                      else logging.DEBUG if is_quiet_poll(event) else logging.INFO)
             log.log(level, f"trigrun {event.kind}: {event.job}: {event.message}")
 
-        cert = (self.cert, self.cert_key) if self.cert and self.cert_key else self.cert
-        with Engine(secrets=self._resolvers(), verify=self.ca_bundle or self.verify,
-                    cert=cert, proxy=self.proxy or None, trust_env=self.trust_env,
-                    on_event=on_event) as engine:
+        with Engine(on_event=on_event, **self._engine_settings()) as engine:
             yield engine
+
+    def _engine_settings(self) -> dict[str, Any]:
+        cert = (self.cert, self.cert_key) if self.cert and self.cert_key else self.cert
+        return {"secrets": self._resolvers(), "verify": self.ca_bundle or self.verify,
+                "cert": cert, "proxy": self.proxy or None, "trust_env": self.trust_env,
+                "max_requests_per_second": self.max_requests_per_second}
+
+    def async_engine(self) -> AsyncEngine:
+        """An ``AsyncEngine`` with this resource's settings (the completion sensor checks all
+        its pending runs through one, in batched requests). Close it with ``aclose``."""
+        return AsyncEngine(**self._engine_settings())
+
+    def upstream(self, context: Any) -> Upstream | None:
+        """What a fire from ``context``'s Dagster run tells the downstream run about it."""
+        return dagster_run_upstream(context, self.dagster_url)
 
     # -- the three calls -----------------------------------------------------------------------
     def fire(self, spec: JobSpec | Mapping[str, Any], *, context: Any = None,
@@ -110,7 +148,8 @@ class TrigRunResource(dg.ConfigurableResource):
                 return self.fire(spec, context=context, scheduled_time=scheduled_time,
                                  params=params, engine=own)
         extra = {"params": dict(params)} if params else None
-        result = engine.fire(spec, extra, scheduled_time=scheduled_time)
+        result = engine.fire(spec, extra, scheduled_time=scheduled_time,
+                             upstream=self.upstream(context))
         self._log(context).info(f"trigrun: {_describe_fire(result)}")
         return result
 
