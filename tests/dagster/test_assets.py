@@ -191,3 +191,21 @@ def test_a_job_that_does_not_wait_materializes_on_the_fire_and_sensor_jobs_do_no
     assert result.success
     assert materializations(result) == []
     assert len(fake.runs) == 1
+
+
+def test_component_jobs_are_executable_assets_with_lineage(fake: FakeDagster) -> None:
+    from tests.dagster.test_dagster_definitions import _component_defs
+
+    defs = _component_defs({"jobs": [spec(fake, "Extract"), spec(fake, "Transform")],
+                            "deps": {"Transform": ["Extract"]}, "dagster_url": UI,
+                            "max_requests_per_second": 5})
+    graph = defs.resolve_asset_graph()
+    transform = graph.get(dg.AssetKey(["trigrun", "transform"]))
+    assert transform.is_materializable
+    assert transform.parent_keys == {dg.AssetKey(["trigrun", "extract"])}
+    resource = defs.resources["trigrun"]  # type: ignore[index]
+    assert (resource.dagster_url, resource.max_requests_per_second) == (UI, 5)
+    with dg.instance_for_test() as instance:
+        ran = defs.resolve_job_def("transform").execute_in_process(instance=instance)
+    assert ran.success
+    assert fake.runs[0]["tags"]["trigrun/upstream"] == f"Dagster run {ran.run_id} of transform"

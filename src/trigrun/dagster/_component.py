@@ -52,7 +52,8 @@ def _env_var_names(context: dg.ResolutionContext, value: Any) -> dict[str, str]:
 
 
 class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
-    """trigrun jobs from a jobs file or inline specs: a job per spec, a schedule per cron job,
+    """trigrun jobs from a jobs file or inline specs: an executable asset and its job per spec,
+    a schedule per cron job,
     the ``TrigRunResource`` (secrets as ``EnvVar``s) and, with ``wait_in: sensor``, the
     completion sensor."""
 
@@ -91,6 +92,19 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
     trust_env: bool = True
     sensor_name: str | None = Field(default=None, description="Default: "
                                     "<resource_key>_completion_sensor.")
+    assets: Literal["executable", "external"] = Field(
+        default="executable", description="'executable': each job is an asset that "
+        "Materialize fires; 'external': a one-op job per spec and an asset that only "
+        "records its runs.")
+    deps: dict[str, list[str]] = Field(
+        default_factory=dict, description="job name -> the job names it comes after: asset "
+        "lineage (e.g. Transform: [Extract]).")
+    dagster_url: str | None = Field(
+        default=None, description="This Dagster UI's address, for the link each downstream "
+        "run gets to the run that started it. Default: $DAGSTER_WEBSERVER_URL, else "
+        "http://localhost:3000.")
+    max_requests_per_second: float | None = Field(
+        default=None, gt=0, description="Ceiling on requests per second to each target.")
 
     def _specs(self, base: Path) -> list[Any]:
         if (self.jobs_file is None) == (self.jobs is None):
@@ -111,9 +125,11 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
             secrets={name: dg.EnvVar(var) for name, var in self.secrets.items()},
             env_secrets_prefix=self.env_secrets_prefix, verify=self.verify,
             ca_bundle=self.ca_bundle, cert=self.cert, cert_key=self.cert_key, proxy=proxy,
-            trust_env=self.trust_env)
+            trust_env=self.trust_env, dagster_url=self.dagster_url,
+            max_requests_per_second=self.max_requests_per_second)
         return build_trigrun_definitions(
             specs, resource=resource, resource_key=self.resource_key, wait_in=self.wait_in,
             default_status=(dg.DefaultScheduleStatus.RUNNING if self.schedules_running
                             else dg.DefaultScheduleStatus.STOPPED),
-            sensor_name=self.sensor_name or f"{self.resource_key}_completion_sensor")
+            sensor_name=self.sensor_name or f"{self.resource_key}_completion_sensor",
+            assets=self.assets, deps=self.deps or None)

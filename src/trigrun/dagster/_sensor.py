@@ -3,27 +3,32 @@
 The Dagster counterpart of a deferrable trigger. A job built with ``wait_in="sensor"`` only
 fires and records the downstream run as an ``AssetObservation`` (phase "fired") on asset
 ``trigrun/<slug>``. Each tick this sensor picks up new fired records, polls every pending run
-once with ``Engine.poll`` and, when a run has ended, reports an ``AssetMaterialization``
+once (all of them through ``AsyncEngine.poll_many``: one batched status request per target
+where its preset batches) and, when a run has ended, reports an ``AssetMaterialization``
 (success) or an ``AssetObservation`` (any other end). A run that ended other than in success
 also gets a failed Dagster run of the sensor's report job (``<sensor>__downstream_failed``),
 so run-failure sensors and alerts see it. Pending runs live in the cursor.
 """
 
+import asyncio
+import concurrent.futures
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import dagster as dg
 
 from .._models import JobSpec
 from .._results import RunState
+from .._targets import RunStatus
 from .._templates import render_spec, template_context
 from ._metadata import PHASE, TRACK, asset_key_for
 from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
 
 _BATCH = 100
+_T = TypeVar("_T")
 # The same tag names as the trigrun jobs' runs (``_factories``), so one filter finds both.
 JOB_TAG = "trigrun/job"
 RUN_ID_TAG = "trigrun/run_id"
@@ -182,6 +187,32 @@ def _ended(spec: JobSpec, p: Mapping[str, Any], state: RunState, message: str,
     return dg.AssetObservation(asset_key=key, metadata=md)
 
 
+async def _check(resource: TrigRunResource, items: list[tuple[JobSpec, str]],
+                 decide: Callable[[Sequence[RunStatus | BaseException]],
+                                  list[tuple[JobSpec, str]]]) -> list[bool | BaseException]:
+    """One status check of every pending run, in batched requests (one per target and page
+    where the preset batches), then the cancels ``decide`` asks for."""
+    engine = resource.async_engine()
+    try:
+        statuses = await engine.poll_many(items)
+        cancel = decide(statuses)
+        return list(await asyncio.gather(*(engine.cancel(spec, run_id) for spec, run_id in cancel),
+                                         return_exceptions=True))
+    finally:
+        await engine.aclose()
+
+
+def _run_async(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``coro`` to its end from sync code: the sensor daemon's thread has no event loop,
+    but a tick evaluated from async code (a test, a notebook) runs in one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
              resource: TrigRunResource, *,
              sensor_name: str = "trigrun_completion_sensor") -> dg.SensorResult:
@@ -208,11 +239,15 @@ def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
                               f"ended {state.value}: {message}")
             reports.append(_report_request(sensor_name, spec, p, state, message, raw, now))
     if pending:
-        with resource.engine(context) as engine:
-            for p in pending:
+        polled = [_spec_for_poll(specs[p["slug"]], p) for p in pending]
+        timeouts: list[tuple[JobSpec, dict[str, Any], str, JobSpec]] = []
+
+        def decide(statuses: Sequence[RunStatus | BaseException]) -> list[tuple[JobSpec, str]]:
+            for p, status, as_polled in zip(pending, statuses, polled, strict=True):
                 spec = specs[p["slug"]]
-                polled = _spec_for_poll(spec, p)
-                status = engine.poll(polled, p["run_id"])
+                if isinstance(status, BaseException):
+                    status = RunStatus(RunState.UNKNOWN, None, f"status check failed: "
+                                       f"{type(status).__name__}: {status}")
                 context.log.info(f"trigrun: run {p['run_id']} of job {spec.name!r}: "
                                  f"{status.state.value} ({status.message or status.raw})")
                 if status.state is RunState.UNKNOWN:
@@ -227,14 +262,21 @@ def evaluate(context: dg.SensorEvaluationContext, specs: Mapping[str, JobSpec],
                     p["errors"] = 0
                 timeout = resource.wait_timeout_seconds or spec.wait.timeout_seconds
                 if now - float(p["fired_at"]) > timeout:
-                    message = (f"run {p['run_id']} still going after the wait's deadline "
-                               f"({timeout:g}s)")
-                    if spec.wait.cancel_on_timeout:
-                        ok = engine.cancel(polled, p["run_id"])
-                        message += "; cancel requested" if ok else "; cancel failed"
-                    end(spec, p, RunState.TIMEOUT, message, None)
+                    timeouts.append((spec, p, f"run {p['run_id']} still going after the "
+                                              f"wait's deadline ({timeout:g}s)", as_polled))
                     continue
                 still.append(p)
+            return [(as_polled, str(p["run_id"])) for spec, p, _, as_polled in timeouts
+                    if spec.wait.cancel_on_timeout]
+
+        cancels = iter(_run_async(_check(resource, list(zip(polled, (str(p["run_id"])
+                                                                       for p in pending),
+                                                               strict=True)), decide)))
+        for spec, p, message, _ in timeouts:
+            if spec.wait.cancel_on_timeout:
+                ok = next(cancels)
+                message += "; cancel requested" if ok is True else "; cancel failed"
+            end(spec, p, RunState.TIMEOUT, message, None)
     state["pending"] = still
     cursor = json.dumps(state, sort_keys=True, default=str)
     if not events and not still:
@@ -249,7 +291,7 @@ def build_trigrun_sensor(specs: Sequence[JobSpec | Mapping[str, Any]], *,
                          default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.RUNNING,
                          ) -> dg.SensorDefinition:
     """The completion sensor for jobs built with ``wait_in="sensor"``. It runs in the sensor
-    daemon, polls each pending downstream run once per tick (default interval: the shortest
+    daemon, checks each pending downstream run once per tick, in batched requests (default interval: the shortest
     ``wait.poll_interval_seconds``, at least 5 s), enforces ``wait.timeout_seconds`` (and
     ``cancel_on_timeout``), and reports the end as an asset event on ``trigrun/<slug>``.
     A run that ended failed, cancelled, timed out or unknown is also requested as a run of
