@@ -479,4 +479,5 @@ def test_webhook_batch_status_url_reads_many_runs_per_request(server: LocalServe
 def test_webhook_batch_status_url_needs_the_run_ids_placeholder(server: LocalServer) -> None:
     with pytest.raises(trigrun.SpecValidationError) as err:
         _webhook_spec(server, batch_status_url=server.url + "/runs")
-    assert "wait.batch_status_url" in str(err.value) and "{run_ids}" in str(err.value)
+    assert "wait.batch_status_url" in str(err.value)
+    assert "{run_ids}" in str(err.value)
