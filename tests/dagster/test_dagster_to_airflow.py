@@ -1,5 +1,6 @@
 """From Dagster to a live Airflow 3 API server: REST ``/api/v2`` with a JWT from
-``/auth/token``, the gap dagster-airlift leaves (it speaks only Airflow 2's ``/api/v1``)."""
+``/auth/token``, the gap dagster-airlift leaves (it speaks only Airflow 2's ``/api/v1``). The
+DAG run's note names the Dagster run that started it, with its URL."""
 
 from __future__ import annotations
 
@@ -33,7 +34,8 @@ def test_dagster_job_triggers_an_airflow_3_dag_waits_and_adopts_on_repeat(
         "wait": {"poll_interval_seconds": 1, "timeout_seconds": 240},
     }
     job = build_trigrun_job(spec)
-    resource = TrigRunResource(secrets={"airflow-password": dg.EnvVar(PASSWORD_ENV)})
+    resource = TrigRunResource(secrets={"airflow-password": dg.EnvVar(PASSWORD_ENV)},
+                               dagster_url="http://dagster.example.com:3000")
     run_config = {"ops": {op_name_for(job.name): {"config": {
         "scheduled_time": "2026-06-01T01:00:00+00:00"}}}}
 
@@ -53,7 +55,13 @@ def test_dagster_job_triggers_an_airflow_3_dag_waits_and_adopts_on_repeat(
     # Airflow itself says the run succeeded, with the rendered conf.
     run = airflow_server.dag_run("trigrun_target", dag_run_id)
     assert run["state"] == "success"
-    assert run["conf"] == {"date": "2026-06-01"}
+    # The DAG run's note names the Dagster run that started it and links to its page; the
+    # same is in conf for the DAG's own code.
+    link = f"http://dagster.example.com:3000/runs/{result.run_id}"
+    name = f"Dagster run {result.run_id} of {job.name}"
+    assert run["note"] == f"Triggered by {name}: {link}"
+    assert run["conf"] == {"date": "2026-06-01", "trigrun": {
+        "upstream": name, "upstream_url": link, "kind": "dagster"}}
     mats = result.asset_materializations_for_node(op_name_for(job.name))
     assert [m.asset_key for m in mats] == [asset_key_for(JobSpec.model_validate(spec))]
 
