@@ -8,7 +8,8 @@ Three ways to declare trigrun jobs, merged into one ``Definitions``:
   ``scheduled_execution_time``), built with ``build_trigrun_job`` / ``build_trigrun_schedule``,
   plus the same written by hand around ``TrigRunResource.fire_and_wait``;
 - ``jobs.yaml``: the seed's multi-job pipeline (extract, transform, load, notify), built with
-  ``build_trigrun_definitions``;
+  ``build_trigrun_definitions``: each job an asset that Materialize fires, drawn as the
+  lineage Extract -> Transform -> Load dashboards -> Notify team;
 - ``defs/nightly_etl/defs.yaml``: a ``TrigRunComponent`` whose secrets are environment
   variable names (shown as such in the UI), waiting through the completion sensor.
 
@@ -26,6 +27,8 @@ from trigrun.dagster import TrigRunResource, build_trigrun_definitions
 
 HERE = Path(__file__).resolve().parent
 
+# dagster_url: where this UI is served, for the link each downstream run gets back to the
+# Dagster run that started it (default: $DAGSTER_WEBSERVER_URL, else http://localhost:3000).
 trigrun = TrigRunResource(secrets={
     "airflow-password": dg.EnvVar("TRIGRUN_EXAMPLE_AIRFLOW_PASSWORD"),
     "dbt-cloud-token": dg.EnvVar("TRIGRUN_EXAMPLE_DBT_CLOUD_TOKEN"),
@@ -34,6 +37,8 @@ trigrun = TrigRunResource(secrets={
 
 defs = dg.Definitions.merge(
     lesson_defs(trigrun),
-    build_trigrun_definitions(HERE / "jobs.yaml", resource=trigrun),
+    build_trigrun_definitions(HERE / "jobs.yaml", resource=trigrun, deps={
+        "Transform": ["Extract"], "Load dashboards": ["Transform"],
+        "Notify team": ["Load dashboards"]}),
     dg.load_from_defs_folder(path_within_project=HERE),
 )

@@ -198,7 +198,7 @@ def test_component_turns_env_var_names_into_envvars() -> None:
     resource = defs.resources["trigrun"]  # type: ignore[index]
     assert resource.secrets == {"api-key": "MY_API_KEY"}
     assert isinstance(resource.secrets["api-key"], dg.EnvVar)
-    job = defs.get_job_def("refresh")
+    job = defs.resolve_job_def("refresh")
     schedule = defs.get_schedule_def("refresh_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("15 3 * * *",
                                                                      "Europe/Paris")
@@ -213,7 +213,7 @@ def test_component_inline_jobs_keep_their_templates_for_trigrun() -> None:
             "name": "Inline", "request": {"url": f"{server.url}/x",
                                           "body": {"day": "{{ ds }}", "p": "{{ params.x }}"}},
             "params": {"x": 1}}]})
-        job = defs.get_job_def("inline")
+        job = defs.resolve_job_def("inline")
         result = job.execute_in_process(run_config={"ops": {op_name_for("inline"): {"config": {
             "scheduled_time": "2026-05-05T09:00:00+00:00"}}}})
         assert result.success
