@@ -170,6 +170,15 @@ def test_a_secret_named_through_rendering_is_refused_and_nothing_is_sent(
     assert CANARY not in text
 
 
+def test_a_sensor_refuses_a_secret_named_through_run_conf(fake: FakeAirflow, output: Any) -> None:
+    dr = run("edge_sensor_conf_secret", run_conf={"c": "secret://var/trigrun_edge_canary"})
+    assert dr.state == "failed"
+    assert fake.server.requests == []  # not a single status check
+    text = output()
+    assert "task 'watch', field auth.token" in text
+    assert CANARY not in text
+
+
 @pytest.mark.parametrize("dag_id", ["edge_conf_secret", "edge_params_secret",
                                     "edge_xcom_secret"])
 def test_the_same_dags_send_plain_conf_and_literal_references(

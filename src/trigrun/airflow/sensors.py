@@ -14,6 +14,7 @@ Use it when the run was started elsewhere - another task, another system, a
 
 from __future__ import annotations
 
+import copy
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -29,6 +30,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 from .. import JobSpec, RunFailed, RunState, SecretNotFound
 from .._targets import preset_for
 from ._spec import apply_connection, build_spec_dict, placeholder, spec_to_dict, validate
+from ._render import refuse_smuggled
 from .hooks import TrigRunHook, sync_engine
 from .links import XCOM_RUN_ID, XCOM_RUN_URL, TrigRunLink, link_for
 from .secrets import explain_missing
@@ -84,6 +86,20 @@ class TrigRunSensor(BaseSensorOperator):
         if trigrun_conn_id:
             check = apply_connection(check, placeholder(trigrun_conn_id))
         validate(check, f"{where} (DAG file check)")
+
+    def _do_render_template_fields(self, parent: Any, template_fields: Any, context: Any,
+                                   jinja_env: Any, seen_oids: set[int]) -> None:
+        """As the operator: a ``secret://`` reference that only rendering produced (run conf,
+        params, XCom, macros) is refused before any status check, so a run's conf cannot make
+        the sensor send a secret to the status endpoint."""
+        if parent is not self:
+            super()._do_render_template_fields(parent, template_fields, context, jinja_env,
+                                               seen_oids)
+            return
+        source = copy.deepcopy(self.spec)
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env,
+                                           seen_oids)
+        refuse_smuggled(self.task_id, source, self.spec)
 
     def job_spec(self) -> JobSpec:
         data = {"name": f"{self.dag_id}.{self.task_id}", **self.spec} if not self.spec.get(

@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task
 
-from trigrun.airflow import TrigRunOperator
+from trigrun.airflow import TrigRunOperator, TrigRunSensor
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 CONN = "trigrun_local"
@@ -99,6 +99,12 @@ with DAG(dag_id="edge_xcom_secret", **COMMON):
         return str(context["dag_run"].conf.get("c", "plain"))
 
     upstream() >> _raw("{{ ti.xcom_pull(task_ids='upstream') }}")
+
+
+with DAG(dag_id="edge_sensor_conf_secret", **COMMON):
+    TrigRunSensor(task_id="watch", trigrun_conn_id=CONN, run_id="r1", poke_interval=0.2,
+                  timeout=30, deferrable=False, target={"type": "airflow", "dag_id": "target"},
+                  auth={"type": "bearer", "token": "{{ dag_run.conf.get('c') }}"})
 
 
 # -- clearing after the downstream run failed --------------------------------------------------
