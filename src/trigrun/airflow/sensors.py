@@ -29,8 +29,8 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from .. import JobSpec, RunFailed, RunState, SecretNotFound
 from .._targets import preset_for
-from ._spec import apply_connection, build_spec_dict, placeholder, spec_to_dict, validate
 from ._render import refuse_smuggled
+from ._spec import apply_connection, build_spec_dict, placeholder, spec_to_dict, validate
 from .hooks import TrigRunHook, sync_engine
 from .links import XCOM_RUN_ID, XCOM_RUN_URL, TrigRunLink, link_for
 from .secrets import explain_missing
