@@ -8,6 +8,7 @@ the target is a local server speaking Dagster's GraphQL API, or the live webserv
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -209,3 +210,40 @@ def test_component_jobs_are_executable_assets_with_lineage(fake: FakeDagster) ->
         ran = defs.resolve_job_def("transform").execute_in_process(instance=instance)
     assert ran.success
     assert fake.runs[0]["tags"]["trigrun/upstream"] == f"Dagster run {ran.run_id} of transform"
+
+
+def test_secrets_stay_out_of_the_materialization_and_the_instance(
+        monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    from tests.dagster.test_dagster_secrets import CANARY, ENV, _echo, _spec, _stored_bytes
+
+    monkeypatch.setenv(ENV, CANARY)
+    with LocalServer() as server, dg.instance_for_test() as instance:
+        server.on("POST", "/trigger", _echo(200))
+        server.on("GET", "/status/run-1", _echo(200, "success"))
+        result = dg.materialize(
+            [build_trigrun_asset(_spec(server, "Canary asset"))], instance=instance,
+            resources={"trigrun": TrigRunResource(secrets={"canary": dg.EnvVar(ENV)},
+                                                  env_secrets_prefix="", dagster_url=UI)})
+        assert result.success
+        assert server.requests_to("/trigger")[0].headers["authorization"] == f"Bearer {CANARY}"
+        (mat,) = materializations(result)
+        assert values(mat.metadata)["response"]["you_sent"] == "Bearer ***"
+        assert CANARY.encode() not in _stored_bytes(instance)
+    out, err = capfd.readouterr()
+    assert CANARY not in out + err
+
+
+def test_delay_seconds_holds_the_fire_after_the_scheduled_time(fake: FakeDagster) -> None:
+    wall, mono = time.time(), time.monotonic()
+    with dg.instance_for_test() as instance:
+        result = dg.materialize([build_trigrun_asset(spec(fake, delay_seconds=2.5))],
+                                instance=instance, resources={"trigrun": resource()})
+        assert result.success
+        record = instance.get_run_record_by_id(result.run_id)
+        assert record is not None
+        created = record.create_timestamp.timestamp()
+    (launch,) = [r for r in fake.server.requests_to("/graphql")
+                 if "launchRun" in (r.json() or {}).get("query", "")]
+    # A manual run's scheduled time is its creation, to the second (op retries reuse it).
+    fired_at = wall + (launch.at - mono)
+    assert fired_at - int(created) >= 2.5 - 0.05
