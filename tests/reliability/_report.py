@@ -79,7 +79,7 @@ SECTIONS: dict[str, tuple[str, tuple[str, ...], str]] = {
         ("Example", "Runs", "Places searched", "Canary hits", "Verdict"),
         "Every example DAG (`example_dags/`) and Dagster definition (`example_dagster/`) "
         "runs with canary secret values, its hosts pointed at local fakes that echo "
-        "credentials back."),
+        "credentials back (and its poll intervals shortened to 1 s)."),
     "properties": (
         "Property-based tests",
         ("Property", "Examples", "Verdict"),

@@ -165,7 +165,7 @@ def test_daemon_killed_across_a_tick_launches_it_once(
         "is caught up), then killed and restarted again",
         str(len(target.runs)), "1", str(1 - min(1, len(target.runs))),
         str(max(0, len(target.runs) - 1)),
-        f"{len(runs)} Dagster run for the tick (run_key {stamp}), status "
+        f"{len(runs)} Dagster run for the tick (run_key: the tick), status "
         f"{runs[0][2] if runs else 'none'}; {len(posts)} trigger request(s); "
         f"{len(leaks)} credential hits in the instance's storage and logs",
         seconds_bound(0, BOUND)],

@@ -103,7 +103,7 @@ def fakes() -> Iterator[Fakes]:
 
 def copy_rewritten(src: Path, dst: Path, fakes: Fakes, rename: dict[str, str] | None = None) -> Path:
     """``src`` copied to ``dst`` with the example hosts replaced by the fakes' URLs (and dbt
-    Cloud's default base URL written out); nothing else changes."""
+    Cloud's default base URL written out) and poll intervals of 1 s; nothing else changes."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
     for path in dst.rglob("*"):
         if path.suffix not in (".py", ".yaml", ".yml", ".toml"):
@@ -113,6 +113,9 @@ def copy_rewritten(src: Path, dst: Path, fakes: Fakes, rename: dict[str, str] | 
             text = text.replace(old, new)
         text = re.sub(r"type: dbt_cloud,(?! base_url)",
                       f"type: dbt_cloud, base_url: {fakes.dbt.base_url},", text)
+        # A wait's first status check may come one poll interval late (a listing read once per
+        # interval, docs/batching.md): at the examples' 30-60 s the sweep took five minutes.
+        text = re.sub(r"(poll_interval(?:_seconds)?)(\s*[=:]\s*)\d+", r"\g<1>\g<2>1", text)
         for old, new in (rename or {}).items():
             text = text.replace(old, new)
         path.write_text(text)
