@@ -252,15 +252,21 @@ async def test_2000_batched_waits_ride_out_faulty_status_reads(
     # The faults happened, every kind, at about the rate asked for.
     assert set(faults) == set(KINDS), faults
     assert 0.05 * len(target.asks) < sum(faults.values()) < 0.16 * len(target.asks)
-    # No hot loop: a wait is never in two batches less than most of an interval apart (a
-    # failed check waits a full second too), and no flush re-sends a page or a run.
-    assert min(gaps) >= 0.75 * INTERVAL, sorted(gaps)[:5]
+    # No hot loop: a wait is never in two batches less than half an interval apart (checks
+    # start at a fixed rate, so a check the loaded event loop sent late is followed by one
+    # sooner, but never sooner than half an interval: docs/batching.md; a failed check waits
+    # a full interval), and no flush re-sends a page or a run.
+    assert min(gaps) >= 0.5 * INTERVAL - 0.05, sorted(gaps)[:5]
     assert bad_flushes == []
     # Per second: the pages of 2,000 waits, plus one partial page for each of the at most
     # four flushes a second can hold when failed checks split the group into phases.
     assert busiest <= math.ceil(WAITS / PAGE) + 4, per_second
-    # A run a reply left out is read on its own, exactly once for each time it was left out.
-    assert sorted(single_ids.elements()) == sorted(omitted)
+    # A run a reply left out is read on its own, once for each time it was left out.
+    assert not Counter(omitted) - single_ids  # every left-out run was read on its own
+    # The other single reads: a flush that held one check reads that run on its own (the
+    # cheaper request), which the group's phases make rare.
+    assert sum((single_ids - Counter(omitted)).values()) <= WAITS // 50, \
+        single_ids - Counter(omitted)
     assert omitted, "control: some flush left runs out and had no failed page"
     # The batch path's header reached the target on every request, and only there.
     assert dict(target.auth) == {f"Bearer {TOKEN} {KEY}": len(target.asks) + len(target.singles)}
