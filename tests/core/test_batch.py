@@ -352,14 +352,29 @@ def test_a_429_with_retry_after_pauses_the_group_once_with_no_burst_after(
     assert len(pauses) == 1
 
 
-@pytest.mark.integration
-def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
+def _status_spec(server: LocalServer) -> trigrun.JobSpec:
+    """A webhook job whose status URL answers "done" at once (no batch API: per-run reads)."""
     server.on("GET", "/status/{run_id}", lambda req: Reply(json={"status": "done"}))
-    spec = trigrun.JobSpec.model_validate({
+    return trigrun.JobSpec.model_validate({
         "name": "hook",
         "request": {"url": server.url + "/hook", "method": "POST"},
         "wait": {"status_url": server.url + "/status/{run_id}", "status_path": "status",
                  "run_id_path": "id", "poll_interval_seconds": 0.5}})
+
+
+def _assert_spaced_at_20_per_second(times: list[float]) -> None:
+    # 20/s: sends start 50 ms apart, whichever task or thread sends. Arrivals jitter with the
+    # connection set-up and the load, so: ten sends take at least 0.35 s, and no 100 ms holds
+    # more than three of them (without the ceiling: all ten at once).
+    gaps = [b - a for a, b in pairwise(times)]
+    assert len(times) == 10
+    assert times[-1] - times[0] >= 0.35, gaps
+    assert max(sum(1 for t in times if a <= t < a + 0.1) for a in times) <= 3, gaps
+
+
+@pytest.mark.integration
+def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
+    spec = _status_spec(server)
 
     async def main() -> None:
         async with trigrun.AsyncEngine(max_requests_per_second=20) as engine:
@@ -367,23 +382,12 @@ def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
             assert all(r.state is trigrun.RunState.SUCCESS for r in results)
 
     asyncio.run(main())
-    times = sorted(r.at for r in server.requests_to())
-    gaps = [b - a for a, b in pairwise(times)]
-    assert len(times) == 10
-    # 20/s: sends start 50 ms apart; arrivals jitter by the connection set-up and the load,
-    # so: ten sends take at least 0.35 s, and no 100 ms holds more than three of them.
-    assert times[-1] - times[0] >= 0.35, gaps
-    assert max(sum(1 for t in times if a <= t < a + 0.1) for a in times) <= 3, gaps
+    _assert_spaced_at_20_per_second(sorted(r.at for r in server.requests_to()))
 
 
 @pytest.mark.integration
 def test_the_sync_engine_shares_the_per_origin_ceiling_across_threads(server: LocalServer) -> None:
-    server.on("GET", "/status/{run_id}", lambda req: Reply(json={"status": "done"}))
-    spec = trigrun.JobSpec.model_validate({
-        "name": "hook",
-        "request": {"url": server.url + "/hook", "method": "POST"},
-        "wait": {"status_url": server.url + "/status/{run_id}", "status_path": "status",
-                 "run_id_path": "id"}})
+    spec = _status_spec(server)
     with trigrun.Engine(max_requests_per_second=20) as engine, ThreadPoolExecutor(5) as pool:
         # Warm up: each thread's first send also builds its client, which delays its arrival
         # at the server by a varying few ms and would bunch arrivals the limiter spaced.
@@ -391,14 +395,7 @@ def test_the_sync_engine_shares_the_per_origin_ceiling_across_threads(server: Lo
         since = time.monotonic()
         states = list(pool.map(lambda i: engine.poll(spec, f"r{i}").state, range(10)))
     assert states == [trigrun.RunState.SUCCESS] * 10
-    times = sorted(r.at for r in server.requests_to() if r.at >= since)
-    gaps = [b - a for a, b in pairwise(times)]
-    assert len(times) == 10
-    # 20/s: starts 50 ms apart, whichever thread sends. Arrivals jitter with the threads'
-    # scheduling, so: ten sends need at least 0.35 s, and no 100 ms holds more than three of
-    # them (unlimited: all ten at once).
-    assert times[-1] - times[0] >= 0.35, gaps
-    assert max(sum(1 for t in times if a <= t < a + 0.1) for a in times) <= 3, gaps
+    _assert_spaced_at_20_per_second(sorted(r.at for r in server.requests_to() if r.at >= since))
 
 
 @pytest.mark.integration
