@@ -73,6 +73,9 @@ class Outcome:
     # header the spec cannot send); ``hint`` says what to fix.
     permanent: bool = False
     hint: str | None = None
+    # The request cannot have reached the target (the connection, the proxy's tunnel or the
+    # TLS handshake failed, or nothing was sent): resending it can never start a second run.
+    unsent: bool = False
 
 
 SPEC_HINT = ("nothing was sent: this is a problem in the job spec (or in a secret's value), "
@@ -364,13 +367,32 @@ class JobFlows:
         if cached is not None and not refresh and cached.expires_at > self.state.wall() + 30:
             return cached.value
         body = {"username": username, "password": substitute(auth.password, self.secrets)}
-        outcome = yield from self._send_raw(
-            HttpCall("POST", url, {"Content-Type": "application/json"}, json=body, purpose="token"))
-        reply = outcome.reply
-        if reply is None or reply.status_code not in (200, 201):
+        call = HttpCall("POST", url, {"Content-Type": "application/json"}, json=body,
+                        purpose="token")
+        policy, started = self.spec.retry_policy, self.state.monotonic()
+        for number in range(1, policy.max_attempts + 1):
+            outcome = yield from self._send_raw(call)
+            reply = outcome.reply
+            if reply is not None and reply.status_code in (200, 201):
+                break
             what = outcome.error or f"HTTP {reply.status_code if reply else '?'}"
-            raise _AuthError(f"getting an Airflow token from {url} failed: {what}; check "
-                             "auth.username / auth.password")
+            # A token request starts nothing: a network error or a 5xx / 429 is retried by the
+            # job's retry policy, as the trigger request would be.
+            delay, _ = next_delay(
+                policy, attempt=number, status_code=reply.status_code if reply else None,
+                network_error=reply is None, retry_after=parse_retry_after(
+                    reply.headers.get("retry-after"), self.state.now()) if reply else None,
+                elapsed=self.state.monotonic() - started, random_value=self.state.random())
+            if outcome.permanent or delay is None:
+                fix = ("check auth.username / auth.password" if reply is not None
+                       and reply.status_code in (400, 401, 403)
+                       else outcome.hint or "the Airflow API server did not answer it")
+                raise _AuthError(f"getting an Airflow token from {url} failed: {what} "
+                                 f"({number} attempt{'s' if number > 1 else ''}); {fix}")
+            self.state.emit("retry", self.spec.name, f"token request: retrying in {delay:.1f}s "
+                            f"after {what}", delay_seconds=delay)
+            yield Sleep(delay)
+        assert reply is not None
         data = reply.json()
         token = data.get("access_token") if isinstance(data, dict) else None
         if not token:
@@ -587,6 +609,13 @@ class JobFlows:
                     elapsed=st.monotonic() - started, random_value=st.random())
                 if outcome.permanent:
                     delay, why = None, outcome.hint or CERT_HINT
+                elif delay is not None and reply is None and key is None and not outcome.unsent:
+                    # The request may have reached the target (the reply was lost, cut or
+                    # late): without an idempotency key a resend could start a second run.
+                    delay, why = None, (
+                        "not retried: the request may have reached the target, and without an "
+                        "idempotency key (idempotency.enabled is false) a resend could start a "
+                        "second run; check the target for a new run before firing again")
                 if delay is None:
                     err = (f"job {spec.name!r}: trigger request to {self._safe_url(call.url)} "
                            f"failed: {what}; {why}")

@@ -313,6 +313,15 @@ def classify_tls(exc: BaseException, timeout: float) -> tuple[str, bool, str | N
     return None
 
 
+def httpx_unsent(exc: BaseException) -> bool:
+    """The request cannot have reached the server: it failed while connecting (DNS, refused,
+    the TLS handshake, the proxy's tunnel), waiting for a pooled connection, or before any
+    byte was written."""
+    return isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout,
+                            httpx.ProxyError, httpx.UnsupportedProtocol, httpx.InvalidURL,
+                            ValueError, OverflowError, UnicodeError))
+
+
 def classify_httpx(exc: Exception, timeout: float) -> tuple[str, bool, str | None]:
     """(what failed, permanent, hint) for an exception of httpx or the socket layer."""
     tls = classify_tls(exc, timeout)

@@ -35,6 +35,7 @@ from ._http import (
     classify_httpx,
     classify_tls,
     httpx_proxied,
+    httpx_unsent,
     is_timeout,
     proxy_refusal,
     proxy_unreachable,
@@ -89,6 +90,15 @@ def _classify(exc: BaseException, timeout: float) -> tuple[str, bool, str | None
     if isinstance(exc, (ValueError, OverflowError, UnicodeError)):
         return f"invalid URL or header ({type(exc).__name__}: {str(exc)[:200]})", False, None
     raise exc
+
+
+def _unsent(exc: BaseException) -> bool:
+    """The request cannot have reached the server: the connection, the TLS handshake or the
+    proxy's tunnel failed (aiohttp's connector errors), or the URL or a header was refused
+    before sending. A timeout is not: aiohttp's total timeout does not say in which phase."""
+    return isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ClientProxyConnectionError,
+                            aiohttp.ClientHttpProxyError, aiohttp.InvalidURL, ValueError,
+                            OverflowError, UnicodeError))
 
 
 class AiohttpSender:
@@ -152,7 +162,7 @@ class AiohttpSender:
         except Exception as exc:
             error, permanent, hint = _classify(exc, a.timeout)
             return Outcome(None, error, (time.monotonic() - t0) * 1000, permanent=permanent,
-                           hint=hint)
+                           hint=hint, unsent=_unsent(exc))
         return Outcome(reply, None, (time.monotonic() - t0) * 1000)
 
     async def _exchange(self, a: Send) -> HttpReply:
@@ -218,7 +228,7 @@ class AiohttpSender:
                                       if isinstance(exc, httpx.HTTPError)
                                       else _classify(exc, a.timeout))
             return Outcome(None, error, (time.monotonic() - t0) * 1000, permanent=permanent,
-                           hint=hint)
+                           hint=hint, unsent=httpx_unsent(exc))
         return Outcome(reply, None, (time.monotonic() - t0) * 1000)
 
     @staticmethod

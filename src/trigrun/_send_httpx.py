@@ -29,6 +29,7 @@ from ._http import (
     TlsContexts,
     classify_httpx,
     httpx_proxied,
+    httpx_unsent,
     proxy_address,
     proxy_unreachable,
     set_target,
@@ -172,7 +173,7 @@ class HttpxSender:
                 if cause is not None:
                     error = proxy_unreachable(proxy_address(proxy), cause)
             return Outcome(None, error, (time.monotonic() - t0) * 1000, permanent=permanent,
-                           hint=hint)
+                           hint=hint, unsent=httpx_unsent(exc))
         return Outcome(reply, None, (time.monotonic() - t0) * 1000)
 
     def _exchange(self, client: httpx.Client, a: Send, deadline: float) -> HttpReply:

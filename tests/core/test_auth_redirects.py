@@ -233,3 +233,31 @@ def test_basic_auth_header(server: LocalServer, clock: FakeClock,
     assert make_driver(secrets=SECRETS).fire(job, scheduled_time=clock.now()).ok
     expected = base64.b64encode(f"svc:{PASSWORD}".encode()).decode()
     assert server.requests[0].headers["authorization"] == f"Basic {expected}"
+
+
+def test_a_token_request_that_fails_on_the_server_is_retried(
+        server: LocalServer, clock: FakeClock, make_driver: Callable[..., Driver]) -> None:
+    fake = FakeAirflow(server, username="admin", password=PASSWORD, clock=clock.time,
+                       states=["success"])
+    # The API server is busy for a moment: one 503, one dropped-looking 502, then the token.
+    server.on("POST", "/auth/token", Reply(503, json={"detail": "busy"}),
+              Reply(502, body="bad gateway"), fake._token)
+    d = make_driver(secrets=SECRETS)
+    result = d.fire(af_job(server, retry_policy={"max_attempts": 3}),
+                    scheduled_time=clock.now())
+    assert result.ok, result.error
+    assert len(server.requests_to("/auth/token", "POST")) == 3
+    assert len(posts(server)) == 1
+
+
+def test_a_refused_token_is_not_retried_and_names_the_credentials(
+        server: LocalServer, clock: FakeClock, make_driver: Callable[..., Driver]) -> None:
+    FakeAirflow(server, username="admin", password="another-password", clock=clock.time)
+    d = make_driver(secrets=SECRETS)
+    result = d.fire(af_job(server, retry_policy={"max_attempts": 3}),
+                    scheduled_time=clock.now())
+    assert not result.ok
+    assert len(server.requests_to("/auth/token", "POST")) == 1
+    assert posts(server) == []
+    assert "auth.username / auth.password" in (result.error or "")
+    assert PASSWORD not in (result.error or "")
