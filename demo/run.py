@@ -39,6 +39,10 @@ AIRFLOW_TARGET_DAG = "warehouse_load"
 DAGSTER_TARGET_JOB = "refresh_dashboards"
 LOCATION = "trigrun_demo"
 
+TAGS = """query Tags($runId: ID!) {
+  runOrError(runId: $runId) { ... on Run { tags { key value } } }
+}"""
+RUNS: list[tuple[str, str, str, str]] = []  # (direction, downstream run, state, URL)
 EVENTS = """query Events($runId: ID!) {
   logsForRun(runId: $runId, limit: 1000) {
     __typename
@@ -103,6 +107,13 @@ def airflow_to_dagster(af: Any, dg: Any, t0: float) -> bool:
     dagster_run = log.get("run_id")
     status = dg.run_status(dagster_run) if dagster_run else None
     say(f"  {'dagster run':<16} {dagster_run} is {status} on the Dagster side")
+    if dagster_run:
+        tags = dg.graphql(TAGS, {"runId": dagster_run})["runOrError"].get("tags") or []
+        for tag in tags:
+            if tag["key"].startswith("trigrun/upstream"):
+                say(f"  {'run tag':<16} {tag['key']} = {tag['value']}")
+    RUNS.append(("Airflow -> Dagster", f"Dagster run {dagster_run}", str(status),
+                 str(log.get("run_url"))))
     return final["state"] == "success" and status == "SUCCESS"
 
 
@@ -143,15 +154,21 @@ def dagster_to_airflow(af: Any, dg: Any, t0: float) -> bool:
     show_log("Dagster -> Airflow: execution log (asset metadata of trigrun/nightly_warehouse_load)",
              log)
     af_run = log.get("run_id")
-    af_state = af.dag_run(AIRFLOW_TARGET_DAG, af_run)["state"] if af_run else None
+    run = af.dag_run(AIRFLOW_TARGET_DAG, af_run) if af_run else {}
+    af_state = run.get("state")
     say(f"  {'airflow run':<16} {af_run} is {af_state} on the Airflow side")
+    if run.get("note"):
+        say(f"  {'run note':<16} {run['note']}")
+    RUNS.append(("Dagster -> Airflow", f"Airflow run {af_run}", str(af_state).upper(),
+                 str(log.get("run_url"))))
     return status == "SUCCESS" and af_state == "success"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true",
-                        help="keep the servers up (and .demo/) until Enter is pressed")
+                        help="keep the servers up (and .demo/) until Enter is pressed; "
+                        "then stop them and remove .demo/")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
     shutil.rmtree(WORK, ignore_errors=True)
@@ -170,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                 WORK / "dagster", REPO / "demo" / "workspace.yaml", dagster_port,
                 extra_env={"TRIGRUN_DEMO_AIRFLOW_URL": af.base_url,
                            "TRIGRUN_DEMO_AIRFLOW_PASSWORD": af.password,
+                           "DAGSTER_WEBSERVER_URL": dagster_url,
                            "PYTHONPATH": str(REPO)},
             ) as dg:
                 step(t0, f"Dagster is up at {dg.base_url}")
@@ -182,12 +200,19 @@ def main(argv: list[str] | None = None) -> int:
                     f"password {af.password})")
                 say(f"  Dagster UI  {dg.base_url}/runs  and  "
                     f"{dg.base_url}/assets/trigrun/nightly_warehouse_load")
+                say("  Each downstream run names the run that started it: the Dagster run's "
+                    "tags trigrun/upstream*, the Airflow DAG run's note.")
+                say("\nDownstream runs:")
+                for direction, run, state, url in RUNS:
+                    say(f"  {direction:<19} {state:<8} {run}\n  {'':<19} {url}")
                 if args.keep:
-                    input("\nServers are up; press Enter to stop them. ")
+                    input("\nServers are up; press Enter to stop them (and remove .demo/). ")
+                else:
+                    say("\nTo browse the runs in both UIs, keep the servers up: "
+                        "scripts/demo.sh --keep")
                 step(t0, "stopping every process the demo started")
     finally:
-        if not args.keep:
-            shutil.rmtree(WORK, ignore_errors=True)
+        shutil.rmtree(WORK, ignore_errors=True)
     say(f"\n{'DEMO OK' if ok else 'DEMO FAILED'}: both downstream runs "
         f"{'ended in success' if ok else 'did not both succeed'} "
         f"({time.monotonic() - t0:.0f}s in all)")

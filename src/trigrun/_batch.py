@@ -160,6 +160,8 @@ class PollGroup:
                 check.read_at = self._listing_read - self.fresh
                 return status
             alone: Poll = await self._run(check.flows.poll(check.run_id))
+            if isinstance(alone, RunStatus):  # on the group's phase from now on
+                check.read_at = self._listing_read - self.fresh
             return alone
         # The check joins the flush due when it is (``after`` from now): one timer per flush,
         # none per wait.

@@ -770,6 +770,7 @@ class JobFlows:
             polled_at = st.monotonic() + check.after
             got = yield check
             check.after = 0.0
+            grouped = check.read_at is not None
             if check.read_at is not None:
                 polled_at, check.read_at = check.read_at, None
             polls += 1
@@ -790,8 +791,11 @@ class JobFlows:
                     return self._result(run_id, run_url, polls, started, got.state, f"job {spec.name!r}: run {run_id} ended "
                                 f"{got.state.value} ({got.message})", got.raw)
                 # Polls start every `interval` (the check's own time is not added to it),
-                # but a slow check still leaves at least half an interval of quiet.
-                delay = max(interval / 2, interval - (st.monotonic() - polled_at))
+                # but a slow check still leaves at least half an interval of quiet. A listing
+                # group's answer needs no such floor: its next flush is a whole interval on,
+                # so a check slowed by the others in its flush still makes the next one.
+                elapsed = st.monotonic() - polled_at
+                delay = max(0.0 if grouped else interval / 2, interval - elapsed)
             else:
                 reply = got.reply
                 what = got.error or f"HTTP {reply.status_code if reply else '?'}"
