@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ._flow import BatchPage, Flow, JobFlows, Outcome, PollRun
-from ._targets import RunStatus
+from ._targets import HttpCall, RunStatus
 
 logger = logging.getLogger("trigrun")
 
@@ -192,58 +192,50 @@ class PollGroup:
             return
         _settle(members, got, stamp)
 
-    async def _pages(self, leader: JobFlows, ids: list[str],
-                     by_id: dict[str, list[_Member]]) -> list[Any]:
-        """The batch's pages: for a listing, page one, then the rest of the listing at once
-        when that is fewer requests than reading the runs page one did not show."""
-        preset = leader.preset
-        if not self.lists:
-            calls = preset.batch_calls(ids)
-            self.batches += len(calls)
-            return list(await asyncio.gather(*(self._run(leader.poll_batch(ids, c))
-                                               for c in calls)))
+    async def _read_listing(self, leader: JobFlows, ids: list[str],
+                            by_id: dict[str, list[_Member]],
+                            page: Callable[[int], HttpCall | None]) -> list[Any]:
+        """A paged listing (``page(offset)``): page one, then the rest of it at once when that
+        is no more requests than reading on their own the runs page one did not show."""
+        first_call = page(0)
+        if first_call is None:
+            return []
         self.batches += 1
-        first = await self._run(leader.poll_batch(ids, preset.batch_page(0)))
+        first = await self._run(leader.poll_batch(ids, first_call))
         if not isinstance(first, BatchPage):
             return [first]
         size = len(first.found)
-        if first.total is None:
-            # A listing that does not say its size: as many pages as runs asked for.
-            rest = [c.url for c in preset.batch_calls(ids)[1:]]
-            offsets = list(range(size, size * (len(rest) + 1), size)) if size else []
-        else:
-            offsets = list(range(size, first.total, size)) if size else []
+        # A listing that does not say its size: as many pages as runs asked for.
+        end = first.total if first.total is not None else len(ids)
+        offsets = list(range(size, end, size)) if size else []
         missing = sum(1 for rid in by_id if rid not in first.found)
         if not offsets or len(offsets) > missing:
-            return [first]  # the runs page one did not show are read on their own
-        self.batches += len(offsets)
-        more = await asyncio.gather(*(self._run(leader.poll_batch(ids, preset.batch_page(o)))
-                                      for o in offsets))
+            return [first]
+        calls = [c for o in offsets if (c := page(o)) is not None]
+        self.batches += len(calls)
+        more = await asyncio.gather(*(self._run(leader.poll_batch(ids, c)) for c in calls))
         return [first, *more]
+
+    async def _pages(self, leader: JobFlows, ids: list[str],
+                     by_id: dict[str, list[_Member]]) -> list[Any]:
+        """The batch's pages: the runs asked for, or for a listing group the active listing."""
+        preset = leader.preset
+        if self.lists:
+            return await self._read_listing(leader, ids, by_id, preset.batch_page)
+        calls = preset.batch_calls(ids)
+        self.batches += len(calls)
+        return list(await asyncio.gather(*(self._run(leader.poll_batch(ids, c)) for c in calls)))
 
     async def _ended(self, leader: JobFlows, ids: list[str],
                      by_id: dict[str, list[_Member]], stamp: float | None) -> None:
         """Runs that left the active listing, from the listing of runs that ended since the
-        last complete one began (less a margin for the target's clock), when that is fewer
-        requests than reading them one by one. Found runs are settled; the rest stay."""
+        last complete one began (less a margin for the target's clock). Found runs are
+        settled; the rest stay."""
         if self._listed_wall is None or len(by_id) < 2:
             return
         since = datetime.fromtimestamp(self._listed_wall - ENDED_MARGIN, timezone.utc)
-        first_call = leader.preset.batch_ended_page(since, 0)
-        if first_call is None:
-            return
-        self.batches += 1
-        pages = [await self._run(leader.poll_batch(ids, first_call))]
-        first = pages[0]
-        if not isinstance(first, BatchPage):
-            return
-        size = len(first.found)
-        offsets = list(range(size, first.total, size)) if size and first.total else []
-        if offsets and len(offsets) < sum(1 for rid in by_id if rid not in first.found):
-            calls = [c for o in offsets if (c := leader.preset.batch_ended_page(since, o))]
-            self.batches += len(calls)
-            pages += await asyncio.gather(*(self._run(leader.poll_batch(ids, c))
-                                            for c in calls))
+        pages = await self._read_listing(
+            leader, ids, by_id, lambda offset: leader.preset.batch_ended_page(since, offset))
         for page in pages:
             if isinstance(page, BatchPage):
                 for rid, status in page.found.items():

@@ -112,18 +112,38 @@ class _Base:
             rps = rps.get(origin) or rps.get(origin.lower())
         return OriginLimit(gap=1.0 / rps if rps else 0.0)
 
-    def _observe(self, limit: OriginLimit, origin: str, status: int, header: str | None,
-                 cap: float) -> None:
+    def _reserve(self, origin: str, a: Send) -> float:
+        """The origin's turn for this send: how long it must wait first (0: go now)."""
+        limit = self._limit_of(origin)
+        now = self.state.monotonic()
+        if not (limit.gap or limit.paused_until > now or limit.next_free > now):
+            return 0.0
+        # A job that ignores Retry-After is not held by a pause (the ceiling still holds).
+        paused = limit.paused_until if a.retry_after_cap > 0 else 0.0
+        start, next_free = next_start(now, paused, limit.next_free, limit.gap)
+        if start > now or limit.gap:
+            limit.next_free = next_free
+        return start - now
+
+    def _observe(self, origin: str, a: Send, outcome: Outcome) -> None:
+        """A 429 / 503 with Retry-After pauses the origin for every send of the engine."""
+        reply = outcome.reply
+        if reply is None or reply.status_code not in (429, 503) or a.retry_after_cap <= 0:
+            return
+        header = reply.headers.get("retry-after")
         if header is None:
             return
+        limit = self._limit_of(origin)
         now = self.state.monotonic()
         before = limit.paused_until
-        limit.paused_until = pause_until(status, parse_retry_after(header, self.state.now()), now,
-                                         before, cap)
+        limit.paused_until = pause_until(reply.status_code,
+                                         parse_retry_after(header, self.state.now()), now,
+                                         before, min(self._max_pause, a.retry_after_cap))
         if limit.paused_until > now and before <= now:
             host = origin.rsplit("@", 1)[-1].split("//")[-1]  # no userinfo in the log
             logger.info("%s answered HTTP %d with Retry-After: every request to it waits "
-                        "%.1fs", self.state.redactor.text(host), status, limit.paused_until - now)
+                        "%.1fs", self.state.redactor.text(host), reply.status_code,
+                        limit.paused_until - now)
 
     def _with_defaults(self, a: Send) -> Send:
         if not self._custom:
@@ -243,24 +263,13 @@ class Engine(_Base):
     def _send(self, a: Send) -> Outcome:
         # The same per-origin limiter as the async engine's, shared by the engine's threads.
         origin = origin_of(a.url)
-        wait = 0.0
         with self._limit_lock:
-            limit = self._limit_of(origin)
-            now = self.state.monotonic()
-            if limit.gap or limit.paused_until > now or limit.next_free > now:
-                paused = limit.paused_until if a.retry_after_cap > 0 else 0.0
-                start, next_free = next_start(now, paused, limit.next_free, limit.gap)
-                if start > now or limit.gap:
-                    limit.next_free = next_free
-                wait = start - now
+            wait = self._reserve(origin, a)
         if wait > 0:
             self._sleep(wait)
         outcome = self._sender.send(self._with_defaults(a))
-        reply = outcome.reply
-        if reply is not None and reply.status_code in (429, 503) and a.retry_after_cap > 0:
-            with self._limit_lock:
-                self._observe(limit, origin, reply.status_code, reply.headers.get("retry-after"),
-                              min(self._max_pause, a.retry_after_cap))
+        with self._limit_lock:
+            self._observe(origin, a, outcome)
         return outcome
 
     def _run(self, flow: Flow) -> Any:
@@ -426,22 +435,11 @@ class AsyncEngine(_Base):
 
     async def _send(self, a: Send) -> Outcome:
         origin = origin_of(a.url)
-        limit = self._limit_of(origin)
-        now = self.state.monotonic()
-        if limit.gap or limit.paused_until > now or limit.next_free > now:
-            # A job that ignores Retry-After is not held by a pause (the ceiling still holds).
-            paused = limit.paused_until if a.retry_after_cap > 0 else 0.0
-            start, next_free = next_start(now, paused, limit.next_free, limit.gap)
-            if start > now:
-                limit.next_free = next_free
-                await self._sleep(start - now)
-            elif limit.gap:
-                limit.next_free = next_free
+        wait = self._reserve(origin, a)
+        if wait > 0:
+            await self._sleep(wait)
         outcome = await self._sender.send(self._with_defaults(a))
-        reply = outcome.reply
-        if reply is not None and reply.status_code in (429, 503) and a.retry_after_cap > 0:
-            self._observe(limit, origin, reply.status_code, reply.headers.get("retry-after"),
-                          min(self._max_pause, a.retry_after_cap))
+        self._observe(origin, a, outcome)
         return outcome
 
     def _group(self, scope: Any, lists: bool, interval: float) -> PollGroup:
