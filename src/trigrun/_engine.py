@@ -285,6 +285,7 @@ class Engine(_Base):
             elif isinstance(action, PollRun):
                 if action.after > 0:
                     self._sleep(action.after)
+                action.started = self.state.monotonic()
                 value = self._run(action.flows.poll(action.run_id))
             elif isinstance(action, Sleep):
                 self._sleep(action.seconds)
@@ -462,6 +463,7 @@ class AsyncEngine(_Base):
         if scope is None:
             if action.after > 0:
                 await self._pause(action.after)
+            action.started = self.state.monotonic()
             return await self._run(action.flows.poll(action.run_id))
         return await self._group(scope, action.flows.preset.batch_lists,
                                  action.interval).poll(action)

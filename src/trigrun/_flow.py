@@ -146,6 +146,7 @@ class PollRun:
     interval: float = 0.0
     after: float = 0.0
     read_at: float | None = None
+    started: float | None = None  # when an engine sent this check on its own (after ``after``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -773,6 +774,8 @@ class JobFlows:
             grouped = check.read_at is not None
             if check.read_at is not None:
                 polled_at, check.read_at = check.read_at, None
+            elif check.started is not None:  # the sleep may have woken a little late
+                polled_at, check.started = check.started, None
             polls += 1
             if isinstance(got, RunStatus):
                 errors = 0
