@@ -308,7 +308,10 @@ def arm_flapping(rig: Rig) -> Armed:
         # Never a hot loop: the interval between polls, a 1 s backoff after each 500.
         assert gaps[0] >= 0.9, gaps
         assert gaps[2] >= 0.9, gaps
-        assert gaps[1] >= POLL * 0.8, gaps
+        # Polls run at a fixed rate (one interval from send to send), never sooner than half an
+        # interval after the previous answer. Measured here at the server, where a request
+        # delayed in the client's send by a loaded machine shortens the gap that follows it.
+        assert gaps[1] >= POLL * 0.5, gaps
 
     return Armed(hook_spec(rig, target), posts(srv), lambda: len(target.runs_for(rig.job)),
                  proofs)

@@ -208,10 +208,15 @@ async def test_2000_batched_waits_ride_out_faulty_status_reads(
             held[rid].append(ask.at)
     gaps = [b - a for times in held.values() for a, b in itertools.pairwise(times)]
     flushes = _flushes(target.asks)
-    bad_flushes = []
+    bad_flushes, merged = [], 0
     for fl in flushes:
         asked = [rid for a in fl for rid in a.ids]
-        if len(asked) != len(set(asked)) or len(fl) != math.ceil(len(asked) / PAGE):
+        # A flush's pages are full but its last. Two flushes of two phases whose timers a
+        # loaded event loop ran close together arrive as one cluster with two partial pages.
+        partial = sum(1 for a in fl if len(a.ids) < PAGE)
+        merged += partial == 2
+        if (len(asked) != len(set(asked)) or any(len(a.ids) > PAGE for a in fl)
+                or partial > 2):
             bad_flushes.append((fl[0].at - target.t0, len(fl), len(asked), len(set(asked))))
     per_second = Counter(int(a.at - target.t0) for a in target.asks)
     busiest = max(per_second.values())
@@ -225,7 +230,7 @@ async def test_2000_batched_waits_ride_out_faulty_status_reads(
     leaks = hits([("results", json.dumps([r.to_log() for r in results])),
                   ("repr(results)", repr(results)), ("log records", caplog.text)], [TOKEN, KEY])
     print(f"batch faults: {WAITS} waits in {seconds:.1f}s; {len(target.asks)} batched requests "
-          f"in {len(flushes)} flushes, faults {dict(faults)}; {len(target.singles)} single reads "
+          f"in {len(flushes)} flushes ({merged} merged pairs), faults {dict(faults)}; {len(target.singles)} single reads "
           f"({len(target.omitted)} runs left out, {len(omitted)} in flushes without a failed page); busiest second {busiest} requests; "
           f"shortest gap {min(gaps):.3f}s; latest end {max(late.values()):.2f}s after the run's")
     report.add(request.node.nodeid, "scale", (0,), [
@@ -258,6 +263,7 @@ async def test_2000_batched_waits_ride_out_faulty_status_reads(
     # a full interval), and no flush re-sends a page or a run.
     assert min(gaps) >= 0.5 * INTERVAL - 0.05, sorted(gaps)[:5]
     assert bad_flushes == []
+    assert merged <= 3, merged
     # Per second: the pages of 2,000 waits, plus one partial page for each of the at most
     # four flushes a second can hold when failed checks split the group into phases.
     assert busiest <= math.ceil(WAITS / PAGE) + 4, per_second
