@@ -363,6 +363,14 @@ _PREFECT_URL = re.compile(r"^(?P<base>.*?)/deployments/(?P<dep>[^/]+)/create_flo
 _DAGSTER_URL = re.compile(r"^(?P<base>.*?)/graphql/?$")
 
 
+_NOT_SLUG = re.compile(r"[^A-Za-z0-9]+")
+
+
+def slugify(name: str) -> str:
+    """Job ``name`` as a name safe for Airflow dag ids, Dagster job names and env vars."""
+    return _NOT_SLUG.sub("_", name).strip("_").lower() or "job"
+
+
 def detect_target(url: str) -> str:
     """Which preset a raw request URL belongs to (``webhook`` when none)."""
     path_url = url.split("?", 1)[0]
@@ -515,8 +523,7 @@ class JobSpec(_Model):
     @property
     def slug(self) -> str:
         """A name safe for Airflow dag ids, Dagster job names and env vars."""
-        s = re.sub(r"[^A-Za-z0-9]+", "_", self.name).strip("_").lower()
-        return s or "job"
+        return slugify(self.name)
 
     @classmethod
     def model_validate(cls, obj: Any, *args: Any, **kwargs: Any) -> JobSpec:

@@ -25,12 +25,13 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 from airflow.sdk import Asset
 
 from .. import JobSpec
+from .._models import slugify
 
 GROUP = "trigrun"
 
 
 def job_slug(job: str | JobSpec) -> str:
-    return job.slug if isinstance(job, JobSpec) else JobSpec.model_construct(name=job).slug
+    return job.slug if isinstance(job, JobSpec) else slugify(job)
 
 
 def job_asset(job: str | JobSpec) -> Asset:

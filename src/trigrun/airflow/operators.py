@@ -68,6 +68,7 @@ from .. import (
     Upstream,
     idempotency_key,
 )
+from .._models import slugify
 from ._render import airflow_names, duration, flag, is_template, refuse_smuggled
 from ._spec import (
     REQUEST_ARGS,
@@ -385,7 +386,7 @@ class TrigRunOperator(BaseOperator):
             super()._do_render_template_fields(parent, ("job_name",), names, jinja_env,
                                                seen_oids)
         name = self.job_name_for_run()
-        merged = airflow_names(context, when, name, JobSpec.model_construct(name=name).slug)
+        merged = airflow_names(context, when, name, slugify(name))
         super()._do_render_template_fields(parent, template_fields, merged, jinja_env, seen_oids)
         refuse_smuggled(self.task_id, source, self.spec, self._runtime_fields(context))
         self._coerce_scalars()
