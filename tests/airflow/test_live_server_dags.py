@@ -74,8 +74,6 @@ def test_deferrable_task_completes_through_the_real_triggerer(
     for d in ("trigrun_self_deferred", "trigrun_target"):
         server.wait_for_dag(d)
     run_id = server.trigger("trigrun_self_deferred")["dag_run_id"]
-    server.wait_for_task_state("trigrun_self_deferred", run_id, "trigger", ("deferred",),
-                               timeout=60)
     done = server.wait_for_run("trigrun_self_deferred", run_id, timeout=120)
     assert done["state"] == "success"
     downstream = [r for r in server.dag_runs("trigrun_target")
@@ -89,5 +87,5 @@ def test_deferrable_task_completes_through_the_real_triggerer(
     log = json.loads(value) if isinstance(value, str) else value
     assert log["run_id"] == downstream[0]["dag_run_id"]
     assert log["wait"]["status"] == "success"
-    assert log["wait"]["waited_in"] == "triggerer"
+    assert log["wait"]["waited_in"] == "triggerer"  # it deferred (not sampled: it may be short)
     assert log["attempts"][0]["status_code"] == 200  # next_kwargs carried the fire's log
