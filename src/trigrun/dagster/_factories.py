@@ -136,7 +136,8 @@ def _fire(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
             raise dg.Failure(description=f"job {spec.name!r}: the target returned no run id to "
                              "wait on; set wait.enabled: false or the webhook's "
                              "wait.run_id_path", metadata=headline(md, started))
-        run = resource.wait(result, context=context, engine=engine)
+    # The wait joins the process's shared engine (batched with concurrent waits on the target).
+    run = resource.wait(result, context=context)
     md.update(run_metadata(run))
     md = headline(md, started)
     ended = {**md, PHASE: "ended"}

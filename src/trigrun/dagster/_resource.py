@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -19,8 +19,10 @@ from .._models import JobSpec
 from .._results import RunResult, TriggerResult
 from .._secrets import AnyResolver, EnvSecrets
 from .._upstream import Upstream
+from ._waits import wait_shared
 
 RESOURCE_KEY = "trigrun"
+_TLS_ENV = frozenset({"SSL_CERT_FILE", "SSL_CERT_DIR"})
 _WARN_EVENTS = frozenset({"retry", "poll_error", "cancel"})
 # What stops an op from the outside: Dagster's run termination, Ctrl-C in `dagster job execute`.
 _INTERRUPTS = (dg.DagsterExecutionInterruptedError, KeyboardInterrupt)
@@ -108,9 +110,7 @@ class TrigRunResource(dg.ConfigurableResource):
         log = getattr(context, "log", None) if context is not None else None
         return log if log is not None else dg.get_dagster_logger("trigrun")
 
-    @contextmanager
-    def engine(self, context: Any = None) -> Iterator[Engine]:
-        """A sync ``Engine`` whose attempts, retries and polls are logged to ``context.log``."""
+    def _on_event(self, context: Any) -> Callable[[Event], None]:
         log = self._log(context)
 
         def on_event(event: Event) -> None:
@@ -119,8 +119,23 @@ class TrigRunResource(dg.ConfigurableResource):
                      else logging.DEBUG if is_quiet_poll(event) else logging.INFO)
             log.log(level, f"trigrun {event.kind}: {event.job}: {event.message}")
 
-        with Engine(on_event=on_event, **self._engine_settings()) as engine:
+        return on_event
+
+    @contextmanager
+    def engine(self, context: Any = None) -> Iterator[Engine]:
+        """A sync ``Engine`` whose attempts, retries and polls are logged to ``context.log``."""
+        with Engine(on_event=self._on_event(context), **self._engine_settings()) as engine:
             yield engine
+
+    def _engine_key(self) -> Hashable:
+        """What tells two resources' engines apart (waits of equal ones share an engine). An
+        engine reads the proxy and trust-store variables once, so they are part of it."""
+        env = tuple(sorted((k, v) for k, v in os.environ.items()
+                           if k.lower().endswith("_proxy") or k in _TLS_ENV)) \
+            if self.trust_env else ()
+        return (tuple(sorted(self.secrets.items())), self.env_secrets_prefix, self.verify,
+                self.ca_bundle, self.cert, self.cert_key, self.proxy, self.trust_env,
+                self.max_requests_per_second, env)
 
     def _engine_settings(self) -> dict[str, Any]:
         cert = (self.cert, self.cert_key) if self.cert and self.cert_key else self.cert
@@ -156,20 +171,32 @@ class TrigRunResource(dg.ConfigurableResource):
     def wait(self, result: TriggerResult, *, context: Any = None,
              engine: Engine | None = None) -> RunResult:
         """Poll the downstream run to its end. If this Dagster run is terminated meanwhile, the
-        downstream run is cancelled (``cancel_on_interrupt``) and the interrupt goes on."""
-        if engine is None:
-            with self.engine(context) as own:
-                return self.wait(result, context=context, engine=own)
+        downstream run is cancelled (``cancel_on_interrupt``) and the interrupt goes on.
+
+        Without ``engine`` the wait joins the process's shared ``AsyncEngine``: concurrent
+        waits on one target (threads of an op, ops of an in-process run) are checked with
+        batched status requests. With a sync ``engine`` it polls through that engine, alone.
+        """
         log = self._log(context)
         try:
-            run = engine.wait(result, poll_interval=self.poll_interval_seconds,
-                              timeout=self.wait_timeout_seconds)
+            if engine is not None:
+                run = engine.wait(result, poll_interval=self.poll_interval_seconds,
+                                  timeout=self.wait_timeout_seconds)
+            else:
+                run = wait_shared(self._engine_key(), self._engine_settings, result,
+                                  poll_interval=self.poll_interval_seconds,
+                                  timeout=self.wait_timeout_seconds,
+                                  on_event=self._on_event(context))
         except _INTERRUPTS:
             if self.cancel_on_interrupt and result.run_id is not None:
                 log.warning(f"trigrun: this run was interrupted; cancelling downstream run "
                             f"{result.run_id} of job {result.job!r}")
                 try:
-                    ok = engine.cancel(result)
+                    if engine is not None:
+                        ok = engine.cancel(result)
+                    else:
+                        with self.engine(context) as own:
+                            ok = own.cancel(result)
                 except Exception as exc:  # a failed cancel must not hide the interrupt
                     log.error(f"trigrun: cancelling run {result.run_id} failed: "
                               f"{type(exc).__name__}: {exc}")
@@ -194,7 +221,7 @@ class TrigRunResource(dg.ConfigurableResource):
             waits = spec.waits if wait is None else wait
             if not waits or not result.ok or result.skipped or result.run_id is None:
                 return result, None
-            return result, self.wait(result, context=context, engine=engine)
+        return result, self.wait(result, context=context)
 
 
 def _describe_fire(result: TriggerResult) -> str:
