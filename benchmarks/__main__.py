@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=None,
                    help="the report (default: benchmarks/README.md; with --quick a file in "
                    "the temp directory, so a smoke run never replaces the documented results)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other sections of the committed results.json (a full run) "
+                   "and replace only the --only ones; the report says which were re-run")
     args = p.parse_args(argv)
     plan = QUICK if args.quick else FULL
     if args.out is None:
@@ -67,6 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         results["sections"][name]["seconds"] = time.monotonic() - t0
     results["load_after"] = os.getloadavg()
     results["total_s"] = time.monotonic() - started
+    if args.merge:
+        if args.quick:
+            p.error("--merge keeps sections of the full run: not with --quick")
+        base = json.loads(Path(__file__).with_name("results.json").read_text())
+        rerun = {"sections": only, "seconds": results["total_s"],
+                 "load": [results["load_before"], results["load_after"]]}
+        base["sections"].update(results["sections"])
+        base["rerun"] = [*base.get("rerun", []), rerun]
+        results = base
     args.out.write_text(render(results))
     args.out.with_name(args.out.stem + ".json" if args.quick else "results.json").write_text(
         json.dumps(results, indent=1, default=str))

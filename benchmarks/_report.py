@@ -124,6 +124,11 @@ def render(results: dict[str, Any]) -> str:
         "hand. The engine changes these numbers led to are described in "
         "[What changed in the engine](#what-changed-in-the-engine-and-what-each-change-bought).")
     add("")
+    for rerun in results.get("rerun", []):
+        add(f"> Sections re-run later on the same machine, the rest kept from the full run: "
+            f"{', '.join(rerun['sections'])} ({rerun['seconds'] / 60:.1f} minutes; "
+            f"`python -m benchmarks --only {','.join(rerun['sections'])} --merge`).")
+        add("")
     if results["plan"] != "full":
         add(f"> **{results['plan']} run**: small sizes, a smoke test of the harness. The "
             "documented numbers come from the full run.")
@@ -425,6 +430,7 @@ this report showed `TrigRunTrigger` at 0.61x and `dags_from_specs` at 0.52x:
 | A cron expression validated once per process (`functools.lru_cache` around `croniter.is_valid`). | `_models.py` | ~0.1 ms per job. |
 | Automatic garbage collection paused while `dags_from_specs` / `build_trigrun_definitions` build (re-enabled on return, errors included). | `_loader.py` (`gc_paused`), both factories | 1,000 jobs: ~0.87 -> ~0.54 s CPU; the collections set off by the allocation bursts scanned every object of the process, Airflow's included. |
 | `dags_from_specs` reads the three DAG defaults Airflow takes from its config (`max_active_tasks_per_dag`, `max_consecutive_failed_dag_runs_per_dag`, `disable_bundle_versioning`) once per file and passes them to every `DAG` (a `dag_kwargs` value still wins); the job's owner goes to the operator, not through `default_args`. | `airflow/dag_factory.py` | ~0.15 ms per DAG (three environment and config lookups). |
+| A job's asset name (its slug) computed from the name by a plain function, not through `JobSpec.model_construct` (whose default factories pydantic inspects, signature by signature, on every call); the asset per job arrived with the native-UI work and had doubled the time. | `_models.py` (`slugify`), `airflow/assets.py`, `airflow/operators.py` | 1,000 jobs: 0.74 s (0.27x of dag-factory) -> 0.41 s (0.14x), the parse section re-run above. |
 
 What is left of `dags_from_specs`'s time on 1,000 jobs is mostly libyaml plus PyYAML's object
 construction (~0.3 s) and Airflow's own `DAG` and operator construction (~0.3 s, which
