@@ -84,12 +84,22 @@ def test_a_definite_error_stops_at_once_without_a_hot_loop(server: LocalServer) 
 def test_own_deadline_times_out_and_cancels(server: LocalServer) -> None:
     server.on("GET", "/runs/{run_id}", Reply(json={"state": "running"}))
     server.on("POST", "/runs/{run_id}/cancel", Reply(json={"ok": True}))
-    event = asyncio.run(first_event(trigger(server, deadline=1.5, poll=0.3)))
+    trig = trigger(server, deadline=1.5, poll=0.3)
+    deadline = time.monotonic() + (trig.end_time - time.time())
+    event = asyncio.run(first_event(trig))
     assert event["status"] == "timeout"
     assert "cancel requested" in event["message"]
-    assert len(server.requests_to("/runs/r1/cancel", "POST")) == 1
-    polls = server.requests_to("/runs/r1", "GET")
-    assert 2 <= len(polls) <= 8  # slept between polls
+    (cancel,) = server.requests_to("/runs/r1/cancel", "POST")
+    # The wait's polls, then the cancel's own status check (a run that ended is not cancelled).
+    *polls, checked = server.requests_to("/runs/r1", "GET")
+    assert polls[-1].at <= checked.at <= cancel.at
+    # Polled until its deadline (however much of it the trigger's set-up took), the last
+    # check at the deadline; slept between polls: never sooner than half an interval after
+    # the last, and no more than the deadline's worth of them.
+    assert polls[-1].at >= deadline - 0.05, (deadline, [p.at for p in polls])
+    gaps = [b.at - a.at for a, b in itertools.pairwise(polls)]
+    assert all(g >= 0.3 / 2 - 0.05 for g in gaps), gaps
+    assert len(polls) <= 7
 
 
 def test_unknown_status_is_an_error_event(server: LocalServer) -> None:
@@ -167,8 +177,8 @@ def test_event_is_held_until_not_before(server: LocalServer) -> None:
 
     server.on("GET", "/runs/{run_id}", Reply(json={"state": "success"}))
     kwargs = trigger(server).serialize()[1]
-    held = TrigRunTrigger(**{**kwargs, "not_before": time.time() + 1.5})
     t0 = time.monotonic()
+    held = TrigRunTrigger(**{**kwargs, "not_before": time.time() + 1.5})
     event = asyncio.run(first_event(held))
     assert event["status"] == "success"
     assert time.monotonic() - t0 >= 1.4

@@ -130,11 +130,18 @@ def test_all_honours_concurrency_and_queues(
         capsys: pytest.CaptureFixture[str]) -> None:
     lock = threading.Lock()
     flying: list[int] = [0, 0]
+    two = threading.Event()  # two requests were in flight at once
 
     def slow(req: Recorded) -> Reply:
         with lock:
             flying[0] += 1
             flying[1] = max(flying[1], flying[0])
+            if flying[0] >= 2:
+                two.set()
+        # Held until a second one has arrived, however slow the machine is to send it, then a
+        # little more: a third that the queue let through would be in flight by then.
+        if not two.wait(30):
+            two.set()  # never two at once: the check below fails, without more waiting
         time.sleep(0.05)
         with lock:
             flying[0] -= 1
@@ -142,7 +149,9 @@ def test_all_honours_concurrency_and_queues(
 
     server.on("POST", "/jobs/{name}", slow)
     q = {"name": "warehouse", "concurrency_limit": 2}
-    jobs = [hook_job(server, f"j{n}", queue=q, wait={"enabled": False}) for n in range(6)]
+    jobs = [hook_job(server, f"j{n}", queue=q, wait={"enabled": False},
+                     request={"url": f"{server.url}/jobs/j{n}", "timeout_seconds": 60})
+            for n in range(6)]
     code, _, err = run(capsys, "fire", jobs_file({"jobs": jobs}), "--all", "--concurrency", "5")
     assert code == 0, err
     assert flying[1] == 2

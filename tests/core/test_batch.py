@@ -21,7 +21,8 @@ import pytest
 import trigrun
 from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
 from tests.helpers.httpserver import LocalServer, Recorded, Reply
-from trigrun._batch import flush_at, next_start, pause_until
+from trigrun import _engine
+from trigrun._batch import GRID_OFFSET, flush_at, next_start, pause_until
 
 SCHEDULED = datetime(2026, 3, 1, 6, 0, tzinfo=timezone.utc)
 INTERVAL = 0.5
@@ -90,10 +91,36 @@ def _status_reads(server: LocalServer, classify: Classify, since: float) -> tupl
     return sorted(batches), singles
 
 
+def _assert_polled_every(times: list[float], interval: float) -> None:
+    """Polls at a fixed rate of ``interval``, as measured at the server. A poll the loaded
+    loop sent late is followed by a shorter gap, never shorter than half an interval; and
+    since each check is counted from when the last was asked for, not when it went out,
+    late sends do not shift the whole span (n polls: n - 1 intervals, give or take how late
+    the first and the last went out). Polling at half or twice the interval fails the span."""
+    gaps = [b - a for a, b in pairwise(times)]
+    assert all(g >= 0.5 * interval - 0.05 for g in gaps), (interval, gaps)
+    span = times[-1] - times[0]
+    want = (len(times) - 1) * interval
+    assert want - 0.1 <= span <= want + 0.5, (interval, span, gaps)
+
+
+async def _just_past_a_flush_slot() -> None:
+    """Sleep to just after a grid point of the poll groups' flushes (of the 0.25 s window
+    and of a listing's 0.5 s one alike), so that waits started now all ask their first check
+    within one window: it is in one flush, and a count of batches holds on a loaded machine.
+    A wake-up too late for that (a stall) waits for the next grid point."""
+    loop = asyncio.get_running_loop()
+    window = 0.5  # a multiple of both windows: its grid points are on both grids
+    while True:
+        phase = (loop.time() - GRID_OFFSET) % window
+        if phase < 0.05:
+            return
+        await asyncio.sleep(window - phase + 0.005)
+
+
 def _assert_one_batch_per_interval(batches: list[float]) -> None:
     assert batches, "no batched status request was sent"
-    gaps = [b - a for a, b in pairwise(batches)]
-    assert all(g >= INTERVAL * 0.8 for g in gaps), gaps
+    _assert_polled_every(batches, INTERVAL)
 
 
 async def _run_case(server: LocalServer, spec: trigrun.JobSpec, set_final: Callable[[int, str], None],
@@ -103,6 +130,7 @@ async def _run_case(server: LocalServer, spec: trigrun.JobSpec, set_final: Calla
         for i, rid in enumerate(run_ids):
             set_final(i, rid)
         start = server.requests_to()[-1].at
+        await _just_past_a_flush_slot()
         results = await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids))
     want = {rid: (trigrun.RunState.FAILED if _final(i) == "failed" else trigrun.RunState.SUCCESS)
             for i, rid in enumerate(run_ids)}
@@ -298,6 +326,7 @@ def test_waits_with_different_intervals_share_a_group_and_none_polls_faster(
             run_ids = await _fire_all(engine, spec, 6)
             waits = [engine.wait(spec, rid, poll_interval=0.5 if i % 2 else 1.0)
                      for i, rid in enumerate(run_ids)]
+            await _just_past_a_flush_slot()  # every wait's checks in the flushes of the others
             return run_ids, list(await asyncio.gather(*waits))
 
     run_ids, results = asyncio.run(main())
@@ -310,10 +339,10 @@ def test_waits_with_different_intervals_share_a_group_and_none_polls_faster(
                 seen[rid].append(r.at)
     for i, rid in enumerate(run_ids):
         asked = 0.5 if i % 2 else 1.0
-        gaps = [b - a for a, b in pairwise(seen[rid])]
         assert len(seen[rid]) == 8
-        assert all(g >= asked * 0.8 for g in gaps), (asked, gaps)
-        assert all(g <= asked + 0.3 for g in gaps), (asked, gaps)  # evenly spaced, on time
+        # Never sooner than half its interval after the last; over the 7 gaps, its own
+        # interval: a 0.5 s wait polled at 1 s (or the reverse) fails.
+        _assert_polled_every(seen[rid], asked)
 
 
 # -- the limiter -----------------------------------------------------------------------------
@@ -331,6 +360,7 @@ def test_a_429_with_retry_after_pauses_the_group_once_with_no_burst_after(
             ok = fake._filter
             server.on("POST", "/api/flow_runs/filter", ok, ok,
                       Reply(429, headers={"Retry-After": "3"}, json={"detail": "slow down"}), ok)
+            await _just_past_a_flush_slot()
             return list(await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids)))
 
     with caplog.at_level(logging.INFO, logger="trigrun"):
@@ -346,8 +376,8 @@ def test_a_429_with_retry_after_pauses_the_group_once_with_no_burst_after(
     assert 2.9 <= gaps[2] <= 4.0, gaps
     # and never a burst: one read per interval before and after the pause (a fixed 0.5 s
     # bucketing would split grid jitter of a few ms; the gaps are the exact measure)
-    others = gaps[:2] + gaps[3:]
-    assert all(g >= INTERVAL * 0.8 for g in others), gaps
+    _assert_polled_every(times[:3], INTERVAL)
+    _assert_polled_every(times[3:], INTERVAL)
     pauses = [r for r in caplog.records if "answered HTTP 429 with Retry-After" in r.getMessage()]
     assert len(pauses) == 1
 
@@ -362,19 +392,45 @@ def _status_spec(server: LocalServer) -> trigrun.JobSpec:
                  "run_id_path": "id", "poll_interval_seconds": 0.5}})
 
 
-def _assert_spaced_at_20_per_second(times: list[float]) -> None:
-    # 20/s: sends start 50 ms apart, whichever task or thread sends. Arrivals jitter with the
-    # connection set-up and the load, so: ten sends take at least 0.35 s, and no 100 ms holds
-    # more than three of them (without the ceiling: all ten at once).
+class _Turns:
+    """The start times the per-origin limiter hands out: its own decisions (``next_start``,
+    as the engines call it), which a stalled process cannot bunch up."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.starts: list[float] = []
+        real = _engine.next_start
+
+        def spy(now: float, paused_until: float, next_free: float, gap: float,
+                *args: Any) -> tuple[float, float]:
+            start, free = real(now, paused_until, next_free, gap, *args)
+            self.starts.append(start)
+            return start, free
+
+        monkeypatch.setattr(_engine, "next_start", spy)
+
+
+def _assert_spaced_at_20_per_second(times: list[float], starts: list[float]) -> None:
+    # 20/s: the limiter gives the sends turns 50 ms apart, whichever task or thread sends.
+    starts = sorted(starts)
+    assert len(starts) == 10
+    turns = [b - a for a, b in pairwise(starts)]
+    assert all(t >= 0.05 - 1e-9 for t in turns), turns
+    # On the wire, every send waited for its turn: the k-th arrival is not before the k-th
+    # turn. Arrivals jitter with the load (a stalled process sends the turns it slept through
+    # at once), so: ten sends take at least 0.35 s, and no 100 ms holds more than six of them
+    # (without the ceiling: all ten at once).
     gaps = [b - a for a, b in pairwise(times)]
     assert len(times) == 10
+    assert all(t >= s - 0.001 for t, s in zip(times, starts, strict=True)), (times, starts)
     assert times[-1] - times[0] >= 0.35, gaps
-    assert max(sum(1 for t in times if a <= t < a + 0.1) for a in times) <= 3, gaps
+    assert max(sum(1 for t in times if a <= t < a + 0.1) for a in times) <= 6, gaps
 
 
 @pytest.mark.integration
-def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
+def test_per_origin_ceiling_spaces_every_send(server: LocalServer,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _status_spec(server)
+    turns = _Turns(monkeypatch)
 
     async def main() -> None:
         async with trigrun.AsyncEngine(max_requests_per_second=20) as engine:
@@ -382,20 +438,24 @@ def test_per_origin_ceiling_spaces_every_send(server: LocalServer) -> None:
             assert all(r.state is trigrun.RunState.SUCCESS for r in results)
 
     asyncio.run(main())
-    _assert_spaced_at_20_per_second(sorted(r.at for r in server.requests_to()))
+    _assert_spaced_at_20_per_second(sorted(r.at for r in server.requests_to()), turns.starts)
 
 
 @pytest.mark.integration
-def test_the_sync_engine_shares_the_per_origin_ceiling_across_threads(server: LocalServer) -> None:
+def test_the_sync_engine_shares_the_per_origin_ceiling_across_threads(
+        server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _status_spec(server)
+    turns = _Turns(monkeypatch)
     with trigrun.Engine(max_requests_per_second=20) as engine, ThreadPoolExecutor(5) as pool:
         # Warm up: each thread's first send also builds its client, which delays its arrival
         # at the server by a varying few ms and would bunch arrivals the limiter spaced.
         list(pool.map(lambda i: engine.poll(spec, f"warm{i}"), range(10)))
         since = time.monotonic()
+        turns.starts.clear()
         states = list(pool.map(lambda i: engine.poll(spec, f"r{i}").state, range(10)))
     assert states == [trigrun.RunState.SUCCESS] * 10
-    _assert_spaced_at_20_per_second(sorted(r.at for r in server.requests_to() if r.at >= since))
+    _assert_spaced_at_20_per_second(sorted(r.at for r in server.requests_to() if r.at >= since),
+                                    turns.starts)
 
 
 @pytest.mark.integration
@@ -459,6 +519,7 @@ def test_webhook_batch_status_url_reads_many_runs_per_request(server: LocalServe
 
     async def main() -> list[trigrun.RunResult]:
         async with trigrun.AsyncEngine() as engine:
+            await _just_past_a_flush_slot()  # the 30 first checks in one flush
             return list(await asyncio.gather(*(engine.wait(spec, rid) for rid in final)))
 
     results = asyncio.run(main())

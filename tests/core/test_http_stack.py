@@ -364,7 +364,10 @@ def test_a_sync_request_waiting_for_a_busy_pool_times_out_as_a_failed_attempt(
     sync = sync_sender(pool_size=1)
     with ThreadPoolExecutor(2) as pool:
         slow = pool.submit(sync.send, send(srv.url, timeout=3.0))
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5
+        while not srv.requests:  # the slow request holds the pool's one connection
+            assert time.monotonic() < deadline, "the first request never reached the server"
+            time.sleep(0.01)
         waited = sync.send(send(srv.url, timeout=0.5))
         slow.result()
     sync.close()
@@ -379,7 +382,7 @@ def test_timeout_bounds_the_whole_exchange(raw: Callable[..., RawServer], kind: 
     t0 = time.monotonic()
     (out,) = run(kind, send(srv.url, timeout=0.3))
     assert out.error == "timed out after 0.3s"
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 3.0  # the server hangs for 5 s
 
 
 def test_refused_connection(raw: Callable[..., RawServer], kind: str) -> None:
@@ -448,7 +451,7 @@ def test_a_dripping_body_is_cut_at_the_timeout(raw: Callable[..., RawServer], ki
     took = time.monotonic() - t0
     assert out.reply is None
     assert out.error == "timed out after 1s"
-    assert took < 1.6, took  # the deadline counts from the start, not from the last byte
+    assert took < 4.0, took  # the deadline counts from the start, not from the last byte
 
 
 def test_large_reply_headers_are_read(raw: Callable[..., RawServer], kind: str) -> None:

@@ -16,13 +16,23 @@ from trigrun import JobRun, Upstream
 
 pytestmark = pytest.mark.integration
 
+MEET_CAP = 30.0  # the longest a trigger waits for the others it is to meet (see Jobs.meet)
+
 
 class Jobs:
     """A webhook target whose runs end on their second status check. It counts the jobs in
     flight: a job enters with its trigger request and leaves when a status check answers its
-    end state (a job that does not wait leaves when its trigger is answered)."""
+    end state (a job that does not wait leaves when its trigger is answered).
 
-    def __init__(self, srv: LocalServer, *, hold: float = 0.01, fail: frozenset[str] = frozenset()):
+    ``meet``: every trigger is held until that many jobs of its queue have been in flight at
+    once (that happens once; the wait is capped at ``MEET_CAP`` seconds), then ``hold`` more.
+    A queue then reaches its limit however slow the machine is to send the next request, and
+    a job the limit should have held back would still be in flight alongside them."""
+
+    def __init__(self, srv: LocalServer, *, hold: float = 0.01, fail: frozenset[str] = frozenset(),
+                 meet: int = 0):
+        self.meet = meet
+        self.met = threading.Event()
         self.lock = threading.Lock()
         self.flying: dict[str | None, set[str]] = {}
         self.most: dict[str | None, int] = {}
@@ -40,6 +50,8 @@ class Jobs:
                 s = self.flying.setdefault(group, set())
                 s.add(job)
                 self.most[group] = max(self.most.get(group, 0), len(s))
+            if self.meet and len(self.flying[self.queue_of.get(job)]) >= self.meet:
+                self.met.set()
 
     def _leave(self, job: str) -> None:
         with self.lock:
@@ -49,6 +61,8 @@ class Jobs:
     def trigger(self, req: Recorded) -> Reply:
         job = req.params["job"]
         self._enter(job)
+        if self.meet and not self.met.wait(MEET_CAP):
+            self.met.set()  # they never met: the test's check fails, without more waiting
         time.sleep(self.hold)
         if not self.waits.get(job, True):
             self._leave(job)
@@ -70,7 +84,8 @@ class Jobs:
         self.queue_of[name] = queue["name"] if queue else None
         self.waits[name] = waits
         data: dict[str, Any] = {
-            "name": name, "request": {"url": f"{srv.url}/jobs/{name}/run", "timeout_seconds": 10},
+            "name": name, "request": {"url": f"{srv.url}/jobs/{name}/run",
+                                       "timeout_seconds": MEET_CAP + 30 if self.meet else 10},
             "wait": {"enabled": waits, "status_url": srv.url + "/runs/{run_id}",
                      "run_id_path": "id", "status_path": "state",
                      "poll_interval_seconds": 0.05}}
@@ -132,7 +147,7 @@ def test_a_queue_limit_holds_across_the_engine(server: LocalServer) -> None:
 
 
 def test_fire_many_honours_the_queue(server: LocalServer) -> None:
-    jobs = Jobs(server, hold=0.05)
+    jobs = Jobs(server, hold=0.05, meet=2)
     q = {"name": "slow", "concurrency_limit": 2}
     specs = [jobs.spec(server, n, queue=q, waits=False) for n in range(10)]
 

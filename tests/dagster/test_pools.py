@@ -14,18 +14,28 @@ from tests.dagster import pool_defs
 from tests.helpers.httpserver import LocalServer, Recorded, Reply
 
 HOLD = 2.0
+# The longest a request waits for a second one (the jobs' requests time out after 30 s).
+MEET_CAP = 20.0
 
 
 class Counter:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.now = self.peak = self.total = 0
+        self.two = threading.Event()  # two requests were in flight at once
 
     def __call__(self, req: Recorded) -> Reply:
         with self.lock:
             self.now += 1
             self.total += 1
             self.peak = max(self.peak, self.now)
+            if self.now >= 2:
+                self.two.set()
+        # Held until a second request has arrived, however long the second step's process
+        # takes to start, then HOLD more: a third one the pool let through would arrive
+        # meanwhile (all five step processes start at once).
+        if not self.two.wait(MEET_CAP):
+            self.two.set()  # never two at once: the check below fails, without more waiting
         time.sleep(HOLD)
         with self.lock:
             self.now -= 1
