@@ -174,7 +174,7 @@ class TrigRunResource(dg.ConfigurableResource):
         downstream run is cancelled (``cancel_on_interrupt``) and the interrupt goes on.
 
         Without ``engine`` the wait joins the process's shared ``AsyncEngine``: concurrent
-        waits on one target (threads of an op, ops of an in-process run) are checked with
+        waits on one target (the threads of an op firing several jobs) are checked with
         batched status requests. With a sync ``engine`` it polls through that engine, alone.
         """
         log = self._log(context)

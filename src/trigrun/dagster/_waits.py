@@ -1,8 +1,8 @@
 """In-op waits of one process share one ``AsyncEngine`` on a background event loop.
 
 An op waits in its own thread, blocking, as before; the polling runs on a loop thread that
-every wait of the process shares, so concurrent waits on one target (threads of one op, ops
-of an in-process run) join one poll group and are checked with batched status requests
+every wait of the process shares, so concurrent waits on one target (the threads of an op
+that fires several jobs) join one poll group and are checked with batched status requests
 (docs/batching.md), under one per-origin limiter. The engine's events for a wait are handed
 back to the waiting thread and logged there, to its op's ``context.log``.
 
