@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 
 from ._batch import OriginLimit, PollGroup, next_start, pause_until
-from ._exceptions import TrigRunError
+from ._exceptions import TriggerFailed, TrigRunError
 from ._flow import (
     EngineState,
     Event,
@@ -221,6 +221,11 @@ class _Base:
     @staticmethod
     def _run_of(target: TriggerResult | JobSpec, run_id: str | None) -> tuple[str, str | None]:
         if isinstance(target, TriggerResult):
+            if not target.ok:
+                # The fire's own error is the cause; "no run id" would hide it.
+                raise TriggerFailed(
+                    f"job {target.job!r}: cannot wait on, poll or cancel the run: the trigger "
+                    f"failed: {target.error or 'no error recorded'}", result=target)
             rid = run_id or target.run_id
             if rid is None:
                 raise TrigRunError(f"job {target.job!r}: the trigger result has no run id to "
@@ -324,9 +329,10 @@ class Engine(_Base):
                                                  timeout=timeout, end_time=end_time))
         return result
 
-    def poll(self, spec: JobSpec, run_id: str) -> RunStatus:
+    def poll(self, target: TriggerResult | JobSpec, run_id: str | None = None) -> RunStatus:
         """One status check. A failed check is ``RunState.UNKNOWN`` with the reason."""
-        got = self._run(self._flows(spec).poll(run_id))
+        rid, _ = self._run_of(target, run_id)
+        got = self._run(self._flows(self._spec_of(target)).poll(rid))
         return _as_status(got)
 
     def cancel(self, target: TriggerResult | JobSpec, run_id: str | None = None) -> bool:
@@ -656,8 +662,9 @@ class AsyncEngine(_Base):
                                                        timeout=timeout, end_time=end_time))
         return result
 
-    async def poll(self, spec: JobSpec, run_id: str) -> RunStatus:
-        return _as_status(await self._run(self._flows(spec).poll(run_id)))
+    async def poll(self, target: TriggerResult | JobSpec, run_id: str | None = None) -> RunStatus:
+        rid, _ = self._run_of(target, run_id)
+        return _as_status(await self._run(self._flows(self._spec_of(target)).poll(rid)))
 
     async def cancel(self, target: TriggerResult | JobSpec, run_id: str | None = None) -> bool:
         rid, _ = self._run_of(target, run_id)

@@ -413,3 +413,27 @@ def test_waiting_on_a_fire_without_a_run_id_is_a_trigrun_error(server: LocalServ
         with pytest.raises(trigrun.TrigRunError, match="no run id") as err:
             d.wait(result)
     assert not isinstance(err.value, ValueError)
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("call", ["wait", "poll", "cancel"])
+def test_wait_poll_or_cancel_on_a_failed_fire_raises_trigger_failed_with_its_cause(
+        server: LocalServer, engine_kind: str, call: str) -> None:
+    # The fire failed (HTTP 400, no retry): what the caller needs is the fire's error, as the
+    # same TriggerFailed that ``result.raise_for_failure()`` raises, not "no run id".
+    server.on("POST", "/trigger", Reply(400, json={"detail": "dag_id nightly not found"}))
+    job = trigrun.JobSpec.model_validate({
+        "name": "fails", "request": {"url": f"{server.url}/trigger"},
+        "wait": {"status_url": f"{server.url}/runs/{{run_id}}", "run_id_path": "id",
+                 "status_path": "state"}})
+    with Driver(engine_kind) as d:
+        result = d.fire(job)
+        assert not result.ok
+        with pytest.raises(trigrun.TriggerFailed) as err:
+            getattr(d, call)(result)
+    assert err.value.result is result
+    assert "job 'fails'" in str(err.value)
+    assert "HTTP 400" in str(err.value)
+    assert result.error is not None and result.error in str(err.value)
+    # Nothing was sent after the failed trigger: no status check, no cancel.
+    assert [r.path for r in server.requests] == ["/trigger"]
