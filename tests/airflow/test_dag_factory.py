@@ -214,3 +214,33 @@ def test_the_collector_is_back_on_after_a_failed_parse(tmp_path: Path) -> None:
     with pytest.raises(SpecError):
         dags_from_specs(path)
     assert gc.isenabled()
+
+
+def test_factory_takes_the_base_url_from_the_connection_and_fires_there(
+        airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like ``TrigRunOperator``: with ``trigrun_conn_id``, a short-form target without
+    ``base_url`` loads, and its fire (a real ``dag.test()``) goes to the connection's host."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from tests.conftest import AIRFLOW_TEST_DAGS
+    from tests.helpers.fakes import FakeAirflow
+    from tests.helpers.httpserver import LocalServer
+    from trigrun import SpecError
+    from trigrun.airflow import dags_from_specs
+
+    jobs = AIRFLOW_TEST_DAGS / "trigrun_factory_conn.yaml"
+    with pytest.raises(SpecError, match="base_url"):  # no connection: the file is incomplete
+        dags_from_specs(jobs)
+    bag = DagBag(dag_folder=str(AIRFLOW_TEST_DAGS / "trigrun_factory_conn.py"))
+    assert bag.import_errors == {}
+    with LocalServer() as srv:
+        fake = FakeAirflow(srv, username="admin", password="pw-4c1d")
+        monkeypatch.setenv("AIRFLOW_CONN_TRIGRUN_FACTORY_HOST", json.dumps(
+            {"conn_type": "trigrun", "host": srv.url, "login": "admin", "password": "pw-4c1d"}))
+        dr = bag.dags["factory_conn_from_the_connection"].test()
+        assert dr.state == "success"
+        [(dag_id, _run_id)] = list(fake.runs)
+        assert dag_id == "etl"
+        posts = [r.path for r in srv.requests if r.method == "POST"]
+    # The connection's login got a JWT, then the run was started at the connection's host.
+    assert posts == ["/auth/token", "/api/v2/dags/etl/dagRuns"]

@@ -22,8 +22,11 @@ Each enabled job becomes DAG ``<prefix><job slug>`` with one ``TrigRunOperator``
 - ``max_active_runs=1``, ``catchup=False``, tags ``trigrun`` + the job's tags, the job's
   ``owner``, its description; a run's logical date is the tick, which keys exactly-once.
 - Disabled jobs get no DAG (``include_disabled=True`` makes them paused DAGs instead).
-- A jobs file is complete on its own (``trigrun validate`` checks it without Airflow), so
-  ``trigrun_conn_id`` contributes auth and headers to jobs that have none, not base URLs.
+- ``trigrun_conn_id`` contributes what the ``TrigRunOperator`` takes from it: auth and headers
+  to jobs that have none, and its host as the ``base_url`` of a short-form target that names
+  none (so one file can serve several environments, each with its own connection). Such a
+  job is checked at parse time with a placeholder host; ``trigrun validate`` (no Airflow, no
+  connection) still asks for the ``base_url``.
 
 Parsing is fast and offline: the file is read and validated once per (path, mtime, size) per
 process, and building a DAG touches no connection, variable or network. A bad spec raises
@@ -48,13 +51,15 @@ from airflow.sdk import DAG, CronTriggerTimetable
 from airflow.sdk.configuration import conf
 
 from .. import JobSpec, SpecError, load_jobs
-from .._loader import gc_paused
+from .._loader import gc_paused, parse_jobs, read_file
+from ._spec import PLACEHOLDER_BASE_URL, spec_to_dict
 from .operators import TrigRunOperator
 
 DEFAULT_START = datetime(2024, 1, 1)
 TASK_ID = "trigger"
 
 _cache: dict[str, tuple[tuple[int, int], list[JobSpec]]] = {}
+_conn_cache: dict[str, tuple[tuple[int, int], list[tuple[JobSpec, dict[str, Any] | None]]]] = {}
 _lock = threading.Lock()
 
 
@@ -75,6 +80,53 @@ def load_specs(path: str | os.PathLike[str]) -> list[JobSpec]:
     with _lock:
         _cache[key] = (stamp, specs)
     return specs
+
+
+def _needs_host(item: Any) -> bool:
+    """A short-form target without ``base_url``: the connection's host completes it."""
+    target = item.get("target") if isinstance(item, Mapping) else None
+    return isinstance(target, Mapping) and not target.get("base_url") and \
+        target.get("type") not in (None, "webhook")
+
+
+def load_specs_for_connection(path: str | os.PathLike[str]
+                              ) -> list[tuple[JobSpec, dict[str, Any] | None]]:
+    """The jobs of a file used with a connection: each as a JobSpec, and, for a short-form
+    target without ``base_url``, the spec dict the operator completes from the connection at
+    run time (validated here with a placeholder host, so errors still name file, job, field).
+    Cached like ``load_specs``."""
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError as exc:
+        raise SpecError(f"{p}: cannot read the jobs file ({exc.strerror})") from None
+    stamp = (st.st_mtime_ns, st.st_size)
+    key = "conn:" + str(p.resolve())
+    with _lock:
+        hit = _conn_cache.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+    data = read_file(p)
+    if data is None:
+        raise SpecError(f"{p}: the file is empty; add at least one job")
+    wrapped = isinstance(data, Mapping) and "jobs" in data and "name" not in data
+    items = data["jobs"] if wrapped else data
+    if not isinstance(items, list):
+        items = [items]
+    missing = [_needs_host(item) for item in items]
+    filled = [{**item, "target": {**item["target"], "base_url": PLACEHOLDER_BASE_URL}}
+              if m else item for item, m in zip(items, missing, strict=True)]
+    specs = parse_jobs({**data, "jobs": filled} if wrapped else filled, source=str(p))
+    out: list[tuple[JobSpec, dict[str, Any] | None]] = []
+    for spec, m in zip(specs, missing, strict=True):
+        raw: dict[str, Any] | None = None
+        if m:
+            raw = spec_to_dict(spec)
+            raw["target"] = {k: v for k, v in raw["target"].items() if k != "base_url"}
+        out.append((spec, raw))
+    with _lock:
+        _conn_cache[key] = (stamp, out)
+    return out
 
 
 def queue_pools(path: str | os.PathLike[str]) -> dict[str, int]:
@@ -146,7 +198,8 @@ def dags_from_specs(
     :param dag_kwargs: more ``DAG`` arguments for every DAG.
     """
     p = Path(path)
-    specs = load_specs(p)
+    # With a connection, a short-form target may leave base_url to it, as with the operator.
+    jobs = load_specs_for_connection(p) if trigrun_conn_id else [(s, None) for s in load_specs(p)]
     dags: dict[str, DAG] = {}
     owners: dict[str, str] = {}
     op_kwargs = dict(operator_kwargs or {})
@@ -165,7 +218,7 @@ def dags_from_specs(
                                                      "disable_bundle_versioning"),
     }
     dag_args = {**config_defaults, **dag_kwargs}
-    for spec in specs:
+    for spec, raw in jobs:
         if not spec.enabled and not include_disabled:
             continue
         dag_id = f"{dag_id_prefix}{spec.slug}"
@@ -191,7 +244,8 @@ def dags_from_specs(
                 is_paused_upon_creation=True if not spec.enabled else None,
                 **dag_args,
             ) as dag:
-                TrigRunOperator(task_id=TASK_ID, spec=spec, trigrun_conn_id=trigrun_conn_id,
+                TrigRunOperator(task_id=TASK_ID, spec=raw if raw is not None else spec,
+                                trigrun_conn_id=trigrun_conn_id,
                                 **task_args)
         except SpecError:
             raise
