@@ -63,6 +63,7 @@ class _Base:
                  trust_env: bool = True,
                  on_event: Callable[[Event], None] | None = None,
                  on_secret: Callable[[str], None] | None = None,
+                 log_events: bool = True,
                  clock: Callable[[], float] | None = None,
                  wall_clock: Callable[[], float] | None = None,
                  random: Callable[[], float] | None = None,
@@ -80,7 +81,7 @@ class _Base:
         # name -> (value, when resolved): a triggerer's engine runs thousands of waits on the
         # same few secrets, and one lookup (an Airflow connection, a vault) per wait adds up.
         self._recent: dict[str, tuple[str, float]] = {}
-        self.state = EngineState(on_event=on_event, on_secret=on_secret)
+        self.state = EngineState(on_event=on_event, on_secret=on_secret, log_events=log_events)
         if clock is not None:
             self.state.monotonic = clock
         if wall_clock is not None:

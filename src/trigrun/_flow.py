@@ -201,6 +201,9 @@ class EngineState:
     redactor: Redactor = field(default_factory=Redactor)
     tokens: dict[tuple[str, str], _Token] = field(default_factory=dict)
     read_limit: int = 1 << 20
+    # False when ``on_event`` writes the events to a log of its own (an Airflow task log, a
+    # Dagster event log) that also receives the ``trigrun`` logger: one line per event there.
+    log_events: bool = True
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.wall(), tz=timezone.utc)
@@ -208,7 +211,7 @@ class EngineState:
     def emit_poll(self, job: str, message: str, state: str, poll: int, new_state: bool) -> None:
         """``emit("poll", ...)`` for a message already redacted: its data are a state name, a
         count and a flag, nothing to redact."""
-        log = logger.isEnabledFor(logging.DEBUG)
+        log = self.log_events and logger.isEnabledFor(logging.DEBUG)
         if log:
             logger.log(logging.DEBUG, "%s: %s", job, message, extra=REDACTED_RECORD)
         if self.on_event is not None:
@@ -218,7 +221,7 @@ class EngineState:
     def emit(self, kind: str, job: str, message: str, **data: Any) -> None:
         # A triggerer polls thousands of runs: a line per poll is DEBUG, the rest is INFO.
         level = logging.DEBUG if kind == "poll" else logging.INFO
-        log = logger.isEnabledFor(level)
+        log = self.log_events and logger.isEnabledFor(level)
         if not log and self.on_event is None:
             return
         message = self.redactor.text(message)

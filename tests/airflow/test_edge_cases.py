@@ -417,3 +417,22 @@ def test_connection_form_auth_type_starts_on_auto_without_null() -> None:
     assert None not in field["schema"]["enum"]
     assert "null" not in json.dumps(field["schema"]["type"])
     assert field["schema"]["enum"][0] == "auto"
+
+
+# -- the task log: each attempt once -----------------------------------------------------------
+
+def test_the_task_log_of_a_deferrable_fire_holds_each_attempt_once(
+        fake: FakeAirflow, output: Any) -> None:
+    import re
+
+    from tests.helpers.httpserver import Reply
+
+    # The first trigger request gets a 503, the retry starts the run.
+    fake.server.on("POST", "/api/v2/dags/{dag_id}/dagRuns", Reply(503, json={"detail": "busy"}),
+                   fake._trigger)
+    dr = run("edge_deferred_log")
+    assert dr.state == "success"
+    assert len(posts(fake)) == 2
+    text = output()
+    for line in (r"attempt 1: HTTP 503 \(\d+ ms\)", r"attempt 2: HTTP 200 \(\d+ ms\)"):
+        assert len(re.findall(line, text)) == 1, [ln for ln in text.splitlines() if "attempt" in ln]

@@ -431,7 +431,8 @@ class TrigRunOperator(BaseOperator):
 
     def _engine(self) -> Engine:
         rates = getattr(self, "_rates", None)
-        return sync_engine(on_event=self._on_event,
+        # The events are the task log's lines; the `trigrun` logger would repeat each one.
+        return sync_engine(on_event=self._on_event, log_events=False,
                            **({"max_requests_per_second": rates} if rates else {}))
 
     # -- execute ---------------------------------------------------------------------------

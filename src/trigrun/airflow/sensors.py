@@ -133,7 +133,7 @@ class TrigRunSensor(BaseSensorOperator):
         spec = self.job_spec()
         try:
             rates = getattr(self, "_rates", None)
-            with sync_engine(on_event=lambda e: self.log.info("%s", e.message),
+            with sync_engine(on_event=lambda e: self.log.info("%s", e.message), log_events=False,
                              **({"max_requests_per_second": rates} if rates else {})) as engine:
                 status = engine.poll(spec, str(self.run_id))
         except SecretNotFound as exc:

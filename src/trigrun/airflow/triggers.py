@@ -126,7 +126,8 @@ class _Lease:
         shared = _ENGINES.get(loop)
         if shared is None:
             shared = _ENGINES[loop] = _Shared(async_engine(on_event=_on_event,
-                                                           on_secret=_on_secret))
+                                                           on_secret=_on_secret,
+                                                           log_events=False))
         shared.users += 1
         self._loop, self._shared = loop, shared
         return shared.engine

@@ -130,3 +130,11 @@ with DAG(dag_id="edge_missing_secret", **COMMON):
                     headers={"X-Key": "secret://var/trigrun_edge_missing",
                              "X-Token": "secret://conn/trigrun_edge_missing_conn/password"},
                     body={"conf": {}})
+
+# -- the task log of a deferrable fire: one line per attempt -----------------------------------
+with DAG(dag_id="edge_deferred_log", **COMMON):
+    TrigRunOperator(task_id="trigger", trigrun_conn_id=CONN, deferrable=True, poll_interval=0.2,
+                    timeout=60, trigger_retry_policy={"max_attempts": 2, "jitter": 0,
+                                                      "initial_backoff_seconds": 0.01},
+                    target={"type": "airflow", "dag_id": "target", "api_version": "v2",
+                            "conf": {"source": "{{ dag_run.run_id }}"}})
