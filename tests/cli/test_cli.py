@@ -272,7 +272,7 @@ def test_unexpected_error_is_one_line_without_traceback(
     def explode(path: str) -> Any:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("trigrun._cli.load_jobs", explode)
+    monkeypatch.setattr("trigrun._cli._next.load_jobs", explode)
     code, _, err = run(capsys, "next", jobs_file(GOOD))
     assert code == 1
     assert err == "trigrun: error: unexpected error: RuntimeError: disk on fire\n"

@@ -69,18 +69,20 @@ def test_all_wait_lists_every_job_with_its_end_state(
     code, out, err = run(capsys, "fire", path, "--all", "--wait")
     assert code == 0, err
     lines = out.splitlines()
+    # One line per job (state, duration, the name last), its run's URL whole on the next.
     for name in ("extract", "transform", "load"):
-        (line,) = [ln for ln in lines if ln.startswith(name + " ")]
-        assert "SUCCESS" in line
-        assert f"{server.url}/ui/{name}" in line
+        (i,) = [i for i, ln in enumerate(lines) if ln.endswith(f"s  {name}")]
+        assert re.fullmatch(rf"SUCCESS\s+\d+\.\ds  {name}", lines[i])
+        assert lines[i + 1] == f"    {server.url}/ui/{name}"
     assert lines[-1] == "3 of 3 jobs ok"
+    assert len(lines) == 7
     assert all(runs.polls[n] == 2 for n in ("extract", "transform", "load"))
-    # Not a terminal: the table's changes are appended lines on stderr, in order per job.
+    # Not a terminal: the table's changes are appended lines on stderr, in order per job,
+    # each state once.
     for name in ("extract", "transform", "load"):
-        mine = [ln.split()[2] for ln in err.splitlines() if ln.startswith(f"trigrun: {name} ")]
-        assert mine[0] == "firing"
-        assert mine[-1] == "SUCCESS"
-        assert "waiting" in mine
+        mine = [ln.split()[2] for ln in err.splitlines() if ln.startswith(f"trigrun: {name}: ")]
+        assert mine == ["firing", "waiting", "running", "SUCCESS"]
+        assert err.count(f"trigrun: {name}: SUCCESS") == 1
     assert "\x1b[" not in err
 
 
@@ -91,7 +93,8 @@ def test_all_wait_exits_non_zero_when_one_run_failed(
     path = jobs_file({"jobs": [hook_job(server, n) for n in ("extract", "transform", "load")]})
     code, out, err = run(capsys, "fire", path, "--all", "--wait")
     assert code == 4  # the documented exit code of a failed downstream run
-    states = {ln.split()[0]: ln.split()[1] for ln in out.splitlines()[:-1]}
+    states = {ln.split()[-1]: ln.split()[0] for ln in out.splitlines()[:-1]
+              if not ln.startswith(" ")}
     assert states == {"extract": "SUCCESS", "transform": "FAILED", "load": "SUCCESS"}
     assert out.splitlines()[-1] == "2 of 3 jobs ok"
     assert "trigrun: error:" in err
@@ -194,10 +197,20 @@ def test_the_terminal_table_is_redrawn_in_place() -> None:
     board.progress(0, JobRun(trig), "done")
     text = stream.getvalue()
     first, second = text.split("\x1b[2A")  # the second draw moves up over the first
-    assert re.search(r"first\s+firing", first)
-    assert re.search(r"second\s+pending", first)
-    assert re.search(r"first\s+FIRED\s+1\.5s\s+http://ui/r1\n", second)
-    assert second.count("\r\x1b[K") == 2
+    assert first == f"\r\x1b[J{'firing':<14} {'0.0s':>8}  first\n{'pending':<14} {'':>8}  second\n"
+    # The URL on its own line, whole; the row above it keeps its columns.
+    assert second == (f"\r\x1b[J{'FIRED':<14} {'1.5s':>8}  first\n    http://ui/r1\n"
+                      f"{'pending':<14} {'':>8}  second\n")
+    long_url = "http://ui/" + "x" * 150
+    trig = TriggerResult(job="second", ok=True, status_code=200, duration_ms=5, attempts=(),
+                         response=None, run_id="r2", run_url=long_url,
+                         idempotency_key=None, scheduled_time=None, target="webhook")
+    board.progress(1, JobRun(trig), "waiting")
+    third = stream.getvalue()[len(text):]
+    assert third.startswith("\x1b[3A")  # up over the three rows the second draw took
+    assert f"    {long_url}\n" in third  # never cut at the terminal's 80 columns
+    board.draw()
+    assert stream.getvalue()[len(text) + len(third):].startswith("\x1b[6A")  # 1 + 1 + 1 + 3
 
 
 def test_dry_run_shows_the_upstream_and_a_refused_body(
@@ -218,3 +231,59 @@ def test_dry_run_shows_the_upstream_and_a_refused_body(
     assert code == 0
     assert "note" not in out
     assert "trigrun CLI" not in out
+
+
+# --- Ctrl-C ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["keep", "cancel-on-interrupt"])
+def test_ctrl_c_in_all_wait_names_every_run_that_keeps_going(
+        server: LocalServer, jobs_file: Callable[..., str], cancel: bool) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    names = ("extract", "transform", "load")
+
+    def url(name: str) -> str:  # longer than any terminal line: it must come out whole
+        return f"{server.url}/ui/{name}/" + "x" * 150
+
+    server.on("POST", "/jobs/{name}", lambda r: Reply(200, json={
+        "id": r.params["name"], "url": url(r.params["name"])}))
+    server.on("GET", "/runs/{id}", Reply(json={"state": "running"}))  # they never end
+    server.on("POST", "/runs/{id}/cancel", Reply(202, json={"cancelled": True}))
+    jobs = [hook_job(server, n) for n in names]
+    for job in jobs:
+        job["wait"]["cancel_url"] = f"{server.url}/runs/{{run_id}}/cancel"
+        job["wait"]["poll_interval_seconds"] = 0.2
+    argv = [sys.executable, "-m", "trigrun", "fire", jobs_file({"jobs": jobs}), "--all", "--wait"]
+    proc = subprocess.Popen(argv + (["--cancel-on-interrupt"] if cancel else []),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TRIGRUN_HYPERLINKS": "0"})
+    try:
+        deadline = time.monotonic() + 60
+        while not all(server.requests_to(f"/runs/{n}") for n in names):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the runs were never polled"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert "jobs ok" not in out  # no summary: the runs did not end
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    for n in names:
+        i = lines.index(f"  {n}: run {n}" + (" (cancel requested)" if cancel else ""))
+        assert lines[i + 1] == f"    {url(n)}"
+    cancels = sorted(r.path for r in server.requests if r.method == "POST"
+                     and r.path.startswith("/runs/"))
+    if cancel:
+        assert "interrupted: stopped waiting; cancelling each run:" in err
+        assert cancels == sorted(f"/runs/{n}/cancel" for n in names)  # one each
+    else:
+        assert "interrupted: stopped waiting; 3 runs keep going" in err
+        assert cancels == []

@@ -143,29 +143,75 @@ def test_fire_wait_json(capsys: pytest.CaptureFixture[str], server: LocalServer,
     first, *polls = err.splitlines()
     assert re.fullmatch(r"trigrun: ML retrain: attempt 1: HTTP 201 \(\d+ ms\)", first)
     assert polls == [
+        "trigrun: ML retrain: waiting for run run-42",
         "trigrun: ML retrain: run run-42: running (queued)",  # the webhook's running_values
-        "trigrun: ML retrain: run run-42: running (running)",
-        "trigrun: ML retrain: run run-42: success (success)",
+        "trigrun: ML retrain: run run-42: running",
+        "trigrun: ML retrain: run run-42: success",
     ]
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_fire_wait_logs_state_changes_once_and_the_url_whole(
+        capsys: pytest.CaptureFixture[str], server: LocalServer,
+        jobs_file: Callable[..., str]) -> None:
+    server.on("POST", "/hook", Reply(201, json={"run": {"id": "run-43"},
+                                                "url": "https://ui.example/" + "r" * 150}))
+    server.on("GET", "/runs/{run_id}", states("running", "running", "running", "success"))
+    job = webhook_job(server)
+    job["wait"]["run_url_path"] = "url"
+    code, out, err = run(capsys, "fire", jobs_file(job), "--wait")
+    assert code == 0, err
+    assert len(server.requests_to("/runs/run-43")) == 4
+    first, *rest = err.splitlines()
+    assert re.fullmatch(r"trigrun: ML retrain: attempt 1: HTTP 201 \(\d+ ms\)", first)
+    # Not a terminal: each new state once, however many polls repeated it.
+    assert rest == ["trigrun: ML retrain: waiting for run run-43",
+                    "  https://ui.example/" + "r" * 150,
+                    "trigrun: ML retrain: run run-43: running",
+                    "trigrun: ML retrain: run run-43: success"]
+    lines = out.splitlines()
+    assert lines[:4] == ["job:        ML retrain",
+                         lines[1], "run id:     run-43",
+                         "run url:    https://ui.example/" + "r" * 150]
+    assert re.fullmatch(r"trigger:    OK, new run  \(HTTP 201, 1 attempt, \d+ ms\)", lines[1])
+    assert lines[4].startswith("run:        SUCCESS  (4 status checks, ")
+    assert "response" not in out  # only with --verbose
 
 
 @pytest.mark.usefixtures("secret_env")
 def test_fire_human_log_with_retry(capsys: pytest.CaptureFixture[str], server: LocalServer,
                                    jobs_file: Callable[..., str]) -> None:
     server.on("POST", "/hook", Reply(503, body="busy"), Reply(200, json={"run": {"id": "r7"}}))
-    code, out, err = run(capsys, "fire", jobs_file(webhook_job(server)))
+    path = jobs_file(webhook_job(server))
+    code, out, err = run(capsys, "fire", path)
     assert code == 0, err
+    # The summary: status, attempts, duration, new run, its id; the attempts were logged on
+    # stderr as they happened, each once; the response only with --verbose.
     lines = out.splitlines()
     assert lines[0] == "job:        ML retrain"
-    assert lines[1].startswith("trigger:    OK  (HTTP 200, 2 attempts, ")
+    assert lines[1].startswith("trigger:    OK, new run  (HTTP 200, 2 attempts, ")
+    assert lines[2:] == ["run id:     r7"]
+    assert [ln.split(" (")[0] for ln in err.splitlines()] == [
+        "trigrun: ML retrain: attempt 1: HTTP 503",
+        "trigrun: ML retrain: retrying in 0.0s after HTTP 503",
+        "trigrun: ML retrain: attempt 2: HTTP 200"]
+    assert len(server.requests_to("/hook")) == 2
+    assert server.requests_to("/runs/r7") == []  # no --wait, no polling
+
+    server.reset()
+    server.on("POST", "/hook", Reply(503, body="busy"), Reply(200, json={"run": {"id": "r7"}}))
+    code, out, err = run(capsys, "fire", path, "--verbose", "--scheduled-time",
+                         "2026-06-01T09:00:00")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].startswith("trigger:    OK, new run  (HTTP 200, 2 attempts, ")
     assert lines[2].startswith("  attempt 1: HTTP 503 (")
     assert lines[3].startswith("  attempt 2 after 0.0 s: HTTP 200 (")
+    assert "target:     webhook" in lines
+    assert "scheduled:  2026-06-01T09:00:00+00:00" in lines
     assert "run id:     r7" in lines
     assert "response:" in lines
     assert '    "run": {' in lines
-    assert len(server.requests_to("/hook")) == 2
-    assert server.requests_to("/runs/r7") == []  # no --wait, no polling
-    assert "trigrun: ML retrain: retrying in 0.0s after HTTP 503" in err
 
 
 @pytest.mark.usefixtures("secret_env")

@@ -434,6 +434,7 @@ def test_wait_poll_or_cancel_on_a_failed_fire_raises_trigger_failed_with_its_cau
     assert err.value.result is result
     assert "job 'fails'" in str(err.value)
     assert "HTTP 400" in str(err.value)
-    assert result.error is not None and result.error in str(err.value)
+    assert result.error is not None
+    assert result.error in str(err.value)
     # Nothing was sent after the failed trigger: no status check, no cancel.
     assert [r.path for r in server.requests] == ["/trigger"]
