@@ -18,6 +18,7 @@ in the UI:
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -89,3 +90,9 @@ def test_deferrable_task_completes_through_the_real_triggerer(
     assert log["wait"]["status"] == "success"
     assert log["wait"]["waited_in"] == "triggerer"  # it deferred (not sampled: it may be short)
     assert log["attempts"][0]["status_code"] == 200  # next_kwargs carried the fire's log
+    # The task's own log (worker and triggerer parts): each attempt line once, not also
+    # repeated by the `trigrun` logger.
+    folder = next(p for p in (server.home / "logs").rglob("task_id=trigger")
+                  if "dag_id=trigrun_self_deferred" in str(p) and run_id in str(p))
+    text = "\n".join(p.read_text(errors="replace") for p in folder.rglob("*") if p.is_file())
+    assert len(re.findall(r"attempt 1: HTTP 200 \(\d+ ms\)", text)) == 1, text
