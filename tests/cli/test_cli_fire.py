@@ -351,3 +351,22 @@ def test_python_dash_m_trigrun_fire_wait(server: LocalServer,
     assert json.loads(proc.stdout)["run"]["state"] == "success"
     assert CANARY not in proc.stdout + proc.stderr
     assert server.requests_to("/hook")[0].headers["authorization"] == f"Bearer {CANARY}"
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_urls_are_osc8_hyperlinks_when_the_terminal_renders_them(
+        capsys: pytest.CaptureFixture[str], server: LocalServer,
+        jobs_file: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://ui.example/runs/" + "u" * 120
+    server.on("POST", "/hook", Reply(200, json={"run": {"id": "r5"}, "url": url}))
+    job = webhook_job(server)
+    job["wait"]["run_url_path"] = "url"
+    monkeypatch.setenv("TRIGRUN_HYPERLINKS", "1")
+    code, out, _ = run(capsys, "fire", jobs_file(job))
+    assert code == 0
+    # The link's target and its text are the whole URL.
+    assert f"run url:    \x1b]8;;{url}\x1b\\{url}\x1b]8;;\x1b\\" in out.splitlines()
+    monkeypatch.setenv("TRIGRUN_HYPERLINKS", "0")
+    code, out, _ = run(capsys, "fire", jobs_file(job))
+    assert f"run url:    {url}" in out.splitlines()
+    assert "\x1b" not in out
