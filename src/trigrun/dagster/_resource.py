@@ -124,7 +124,9 @@ class TrigRunResource(dg.ConfigurableResource):
     @contextmanager
     def engine(self, context: Any = None) -> Iterator[Engine]:
         """A sync ``Engine`` whose attempts, retries and polls are logged to ``context.log``."""
-        with Engine(on_event=self._on_event(context), **self._engine_settings()) as engine:
+        # log_events=False: context.log is the log; a managed `trigrun` logger would repeat it.
+        with Engine(on_event=self._on_event(context), log_events=False,
+                    **self._engine_settings()) as engine:
             yield engine
 
     def _engine_key(self) -> Hashable:

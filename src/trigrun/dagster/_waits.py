@@ -54,7 +54,8 @@ class _Loop:
     def engine(self, key: Hashable, settings: Callable[[], dict[str, Any]]) -> AsyncEngine:
         engine = self.engines.get(key)
         if engine is None:
-            engine = self.engines[key] = AsyncEngine(on_event=_route, **settings())
+            engine = self.engines[key] = AsyncEngine(on_event=_route, log_events=False,
+                                                     **settings())
         return engine
 
     def close(self) -> None:
