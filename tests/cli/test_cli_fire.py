@@ -370,3 +370,40 @@ def test_urls_are_osc8_hyperlinks_when_the_terminal_renders_them(
     code, out, _ = run(capsys, "fire", jobs_file(job))
     assert f"run url:    {url}" in out.splitlines()
     assert "\x1b" not in out
+
+
+@pytest.mark.parametrize("cancel", [False, True], ids=["keep", "cancel-on-interrupt"])
+def test_ctrl_c_while_waiting_names_the_run_or_cancels_it_once(
+        server: LocalServer, jobs_file: Callable[..., str], cancel: bool) -> None:
+    import signal
+    import time
+
+    server.on("POST", "/hook", Reply(200, json={"run": {"id": "p9"}}))
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "running",
+                                                   "url": "https://ui.example/p9"}))
+    server.on("POST", "/runs/{run_id}/cancel", Reply(202, json={}))
+    job = webhook_job(server)
+    job["wait"].update(cancel_url=f"{server.url}/runs/{{run_id}}/cancel",
+                       poll_interval_seconds=0.2)
+    argv = [sys.executable, "-m", "trigrun", "fire", jobs_file(job), "--wait"]
+    proc = subprocess.Popen(argv + (["--cancel-on-interrupt"] if cancel else []),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TRIGRUN_SECRET_HOOK_TOKEN": CANARY})
+    try:
+        deadline = time.monotonic() + 60
+        while len(server.requests_to("/runs/p9")) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run was never polled"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert CANARY not in out + err
+    assert "run id:     p9" in out.splitlines()  # the summary of the fire
+    lines = err.splitlines()
+    assert ("  ML retrain: run p9" + (" (cancel requested)" if cancel else "")) in lines
+    assert len(server.requests_to("/runs/p9/cancel")) == (1 if cancel else 0)
