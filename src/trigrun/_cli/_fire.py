@@ -166,10 +166,10 @@ def _print_trigger(result: TriggerResult, verbose: bool, link: bool) -> None:
             print(f"  {line}")
 
 
-def _print_run(run: RunResult, link: bool) -> None:
+def _print_run(run: RunResult, shown_url: str | None, link: bool) -> None:
     print(f"run:        {run.state.value.upper()}  ({run.polls} status "
           f"check{'s' if run.polls != 1 else ''}, {run.duration_ms / 1000:.1f} s)")
-    if run.run_url:
+    if run.run_url and run.run_url != shown_url:  # a URL the status told, not the trigger
         print(f"  run url:  {show_url(run.run_url, link)}")
     print(f"  message:  {run.message}")
 
@@ -183,7 +183,7 @@ def emit(result: TriggerResult, run: RunResult | None, args: argparse.Namespace)
     link = hyperlinks(sys.stdout)
     _print_trigger(result, args.verbose, link)
     if run is not None:
-        _print_run(run, link)
+        _print_run(run, result.run_url, link)
 
 
 def run_exit(run: RunResult) -> int:
