@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from ._exceptions import SecretNotFound, SpecError, TrigRunError
 from ._http import CERT_HINT
+from ._origins import authored_origins, refused
 from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec, _Connects
 from ._results import Attempt, RunResult, RunState, TriggerResult
 from ._retry import next_delay, parse_retry_after, poll_error_delay
@@ -201,6 +202,8 @@ class EngineState:
     redactor: Redactor = field(default_factory=Redactor)
     tokens: dict[tuple[str, str], _Token] = field(default_factory=dict)
     read_limit: int = 1 << 20
+    # Origins the engine's owner lets every job's credentials go to (``allowed_origins``).
+    allowed_origins: frozenset[str] = frozenset()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.wall(), tz=timezone.utc)
@@ -922,6 +925,12 @@ def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
     rendered = spec
     if render and _needs_render(spec):
         rendered = render_spec(spec, template_context(spec, scheduled, context))
+        # Credentials go only where the spec names literally, or to listed origins.
+        bound = refused(rendered.model_dump(mode="json", exclude_unset=True),
+                        who=f"job {spec.name!r}", authored=authored_origins(
+                            spec.model_dump(mode="json")), allowed=state.allowed_origins)
+        if bound:
+            raise SpecError("\n".join(bound), problems=bound)
     skip = None
     if spec.ttl_seconds is not None:
         # As the seed's TTL: a delayed fire's TTL starts when its delay ends.

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from ._duration import DURATION_FIX, DURATION_PATTERN, parse_duration
+from ._origins import normalize_allowed
 
 DEFAULT_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # 4xx that mean "try again later" and so may be listed in retry_on_statuses.
@@ -431,10 +432,20 @@ class JobSpec(_Model):
     queue: QueueSpec | None = Field(None, description="The job's queue and its concurrency "
                                     "limit, e.g. {\"name\": \"warehouse\", "
                                     "\"concurrency_limit\": 3}.")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="More origins (`scheme://host[:port]`, written "
+        "literally) the job's credentials may be sent to, besides the one its URL names "
+        "literally; needed when the URL's scheme, host or port is a template "
+        "(docs/security.md).", examples=[["https://api.example.com"]])
     link_upstream: bool = Field(True, description="Tell the downstream run who started it "
                                 "(docs/upstream.md): the Airflow DAG run's note and conf key "
                                 "`trigrun`, Dagster run tags, the Prefect flow run's name and "
                                 "tags, the dbt Cloud cause. False: send none of it.")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _allowed(cls, v: list[str]) -> list[str]:
+        return [normalize_allowed(o) for o in v]
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:

@@ -37,6 +37,8 @@ from airflow.sdk import BaseHook
 
 from .. import AsyncEngine, Engine, EnvSecrets, Event, JobSpec, TriggerResult
 from ._spec import ConnectionInfo, apply_connection, build_spec_dict, validate
+from .._origins import origin
+from ._render import refuse_foreign_origins
 from .secrets import AirflowSecrets
 
 
@@ -94,13 +96,22 @@ class TrigRunHook(BaseHook):
         info = self.connection_info()
         if info is not None and info.rates() and "max_requests_per_second" not in kwargs:
             kwargs["max_requests_per_second"] = info.rates()
+        if info is not None and "allowed_origins" not in kwargs:
+            # A spec the engine renders may send the connection's credentials to its own
+            # origin and to those its extra lists (docs/security.md).
+            home = [origin(info.base_url)] if info.base_url and origin(info.base_url) else []
+            kwargs["allowed_origins"] = [*home, *info.allowed_origins]
         return sync_engine(on_event, **kwargs)
 
     def fire(self, spec: JobSpec | Mapping[str, Any], *, scheduled_time: datetime | None = None,
              context: Mapping[str, Any] | None = None, render: bool = True) -> TriggerResult:
         """Send one trigger (with the job's retries); the result records failures."""
+        applied = self.apply(spec)
+        if not render:  # the caller rendered: what it hands over is as its author wrote it
+            refuse_foreign_origins(self.trigrun_conn_id or "hook", applied, None,
+                                   self.connection_info())
         with self.engine() as engine:
-            return engine.fire(self.apply(spec), context, scheduled_time=scheduled_time,
+            return engine.fire(applied, context, scheduled_time=scheduled_time,
                                render=render)
 
     def test_connection(self) -> tuple[bool, str]:
