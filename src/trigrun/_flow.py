@@ -21,8 +21,8 @@ from urllib.parse import quote, urlsplit
 
 from ._exceptions import SecretNotFound, SpecError, TrigRunError
 from ._http import CERT_HINT
-from ._origins import authored_origins, refused
 from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec, _Connects
+from ._origins import authored_origins, refused
 from ._results import Attempt, RunResult, RunState, TriggerResult
 from ._retry import next_delay, parse_retry_after, poll_error_delay
 from ._secrets import REDACTED_RECORD, SECRET_RE, Redactor, find_references, substitute

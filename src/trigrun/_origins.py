@@ -187,7 +187,7 @@ def refused(spec: Mapping[str, Any], *, who: str,
             own.add(connection.origin)
         conn_names = [n for n in names if n.startswith(connection.prefix)]
     own_names = [n for n in names if n not in conn_names]
-    own_auth = spec.get("auth") is not None and not find_references(spec.get("auth")) or any(
+    own_auth = (spec.get("auth") is not None and not find_references(spec.get("auth"))) or any(
         n in own_names for n in find_references(spec.get("auth")))
     problems = []
     for field, url in destinations(spec):

@@ -36,9 +36,9 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 from airflow.sdk import BaseHook
 
 from .. import AsyncEngine, Engine, EnvSecrets, Event, JobSpec, TriggerResult
-from ._spec import ConnectionInfo, apply_connection, build_spec_dict, validate
 from .._origins import origin
 from ._render import refuse_foreign_origins
+from ._spec import ConnectionInfo, apply_connection, build_spec_dict, validate
 from .secrets import AirflowSecrets
 
 
