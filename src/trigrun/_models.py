@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from ._duration import DURATION_FIX, DURATION_PATTERN, parse_duration
+from ._exceptions import SpecError, job_label, spec_error
 from ._origins import normalize_allowed
 
 DEFAULT_RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -546,9 +547,6 @@ class JobSpec(_Model):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
-            from ._exceptions import SpecError
-            from ._loader import job_label, spec_error
-
             if isinstance(exc, SpecError):
                 raise
             raise spec_error(exc, job=job_label(obj)) from None
@@ -563,9 +561,6 @@ class JobSpec(_Model):
         try:
             return super().model_validate_json(json_data, *args, **kwargs)
         except ValidationError as exc:
-            from ._exceptions import SpecError
-            from ._loader import job_label, spec_error
-
             if isinstance(exc, SpecError):
                 raise
             try:

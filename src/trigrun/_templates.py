@@ -9,8 +9,7 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ._exceptions import SpecError
-from ._loader import format_validation_error
+from ._exceptions import SpecError, format_validation_error
 from ._models import JobSpec
 from ._secrets import find_references
 

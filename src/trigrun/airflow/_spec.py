@@ -17,8 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._exceptions import SpecError
-from .._loader import format_validation_error
+from .._exceptions import SpecError, format_validation_error
 from .._models import JobSpec, detect_target
 from .._origins import normalize_allowed
 
