@@ -21,7 +21,8 @@ def _imports(module: str) -> set[str]:
 
 def test_no_import_circle_between_models_and_loader() -> None:
     assert "_loader" not in _imports("_models")
-    assert "_loader" not in _imports("_exceptions") and "_models" not in _imports("_exceptions")
+    assert "_loader" not in _imports("_exceptions")
+    assert "_models" not in _imports("_exceptions")
 
 
 def test_the_tagged_auth_fields_are_the_models_tags() -> None:
