@@ -24,7 +24,8 @@ from ._exceptions import (  # noqa: F401  (re-exported: older imports name this 
     job_label,
     spec_error,
 )
-from ._models import JobSpec
+from ._models import JobSpec, static_size
+from ._templates import template_problems
 
 
 def validate_job(obj: Any, *, source: str | None = None, index: int | None = None,
@@ -38,11 +39,24 @@ def validate_job(obj: Any, *, source: str | None = None, index: int | None = Non
         where = f"{source}: " if source else ""
         raise SpecError(f"{where}job {job}: expected an object with name, schedule and request, "
                         f"got {type(obj).__name__}")
+    position = index + 1 if show_position and index is not None else None
     try:
-        return JobSpec.model_validate(obj)
+        spec = JobSpec.model_validate(obj)
     except ValidationError as exc:
-        position = index + 1 if show_position and index is not None else None
         raise spec_error(exc, job=job, source=source, position=position) from None
+    # What fire would refuse before sending, seen without a secret or the network.
+    where = f"{source}: " if source else ""
+    who = f"job {job!r}" + (f" (#{position})" if position is not None else "")
+    found = template_problems(spec)
+    if spec.request is not None and (size := static_size(spec.request.body)) is not None \
+            and size > spec.max_request_bytes:
+        found.append(("request.body", f"the body is {size} bytes, over max_request_bytes="
+                      f"{spec.max_request_bytes}; make it smaller (pass large data by "
+                      "reference, e.g. a storage URL) or raise max_request_bytes"))
+    problems = [f"{where}{who}, field {field}: {why}" for field, why in found]
+    if problems:
+        raise SpecError("\n".join(problems), problems=problems)
+    return spec
 
 
 def parse_jobs(data: Any, *, source: str | None = None, limits: LoadLimits | None = None,
