@@ -62,6 +62,6 @@ def test_validate_sees_it(case: str, jobs_file: Callable[..., str],
     code, text = trigrun_validate(jobs_file(json.dumps([job]), name="jobs.json"), capsys,
                                   monkeypatch)
     assert code == 1, text
-    assert "job 'Bad'" in text and f"field {field}" in text, text
+    assert f"job 'Bad', field {field}" in text, text
     assert why in text, text
     assert "Traceback" not in text
