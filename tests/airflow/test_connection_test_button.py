@@ -59,7 +59,8 @@ def test_airflow_credentials_are_checked_at_auth_token(
     _conn(monkeypatch, server.url, login="robot", password="wrong-password")
     ok, message = _test()
     assert not ok
-    assert "checked and refused" in message and "HTTP 401" in message
+    assert "checked and refused" in message
+    assert "HTTP 401" in message
 
 
 def test_a_target_without_a_known_read_says_the_credentials_were_not_checked(
