@@ -914,6 +914,22 @@ def _needs_render(spec: JobSpec) -> bool:
     return found
 
 
+_AUTHORED: dict[int, tuple[JobSpec, dict[str, str | None]]] = {}
+
+
+def _authored(spec: JobSpec) -> dict[str, str | None]:
+    """The origins a spec names literally, by field, cached per spec (as ``_needs_render``)."""
+    hit = _AUTHORED.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    found = authored_origins(spec.model_dump(mode="json", include={"request", "target",
+                                                                    "auth", "wait"}))
+    if len(_AUTHORED) >= _REFS_MAX:
+        _AUTHORED.clear()
+    _AUTHORED[id(spec)] = (spec, found)
+    return found
+
+
 def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
             context: Mapping[str, Any] | None, render: bool) -> tuple[JobSpec, datetime, str | None]:
     """Validate the context, render templates: (rendered spec, scheduled time, skip reason)."""
@@ -927,8 +943,8 @@ def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
         rendered = render_spec(spec, template_context(spec, scheduled, context))
         # Credentials go only where the spec names literally, or to listed origins.
         bound = refused(rendered.model_dump(mode="json", exclude_unset=True),
-                        who=f"job {spec.name!r}", authored=authored_origins(
-                            spec.model_dump(mode="json")), allowed=state.allowed_origins)
+                        who=f"job {spec.name!r}", authored=_authored(spec),
+                        allowed=state.allowed_origins)
         if bound:
             raise SpecError("\n".join(bound), problems=bound)
     skip = None

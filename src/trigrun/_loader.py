@@ -377,7 +377,16 @@ def read_file(path: str | Path, limits: LoadLimits | None = None) -> Any:
                 raise _json_too_deep(text, str(p), limits) from None
             check_data(data, str(p), limits)
             return data
-        _check_yaml(text, str(p), limits)
+        try:
+            _check_yaml(text, str(p), limits)
+        except yaml.YAMLError:
+            if _FAST_LOADER is yaml.SafeLoader:
+                raise
+            # The pure-Python parser's message quotes the offending line; libyaml's does
+            # not. A parser (no loader): it keeps its own stack, whatever the nesting.
+            for _ in yaml.parse(text, Loader=yaml.SafeLoader):
+                pass
+            raise
         return _load_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecError(f"{p}: not valid {'JSON' if is_json else 'YAML'}: {exc}") from None
