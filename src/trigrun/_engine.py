@@ -39,6 +39,7 @@ from ._flow import (
 )
 from ._http import Proxies, TlsContexts
 from ._models import JobSpec
+from ._origins import normalize_allowed
 from ._results import JobRun, RunResult, RunState, TriggerResult
 from ._retry import parse_retry_after
 from ._secrets import AnyResolver, SecretsArg, normalize_resolvers, resolve_async, resolve_sync
@@ -68,7 +69,8 @@ class _Base:
                  wall_clock: Callable[[], float] | None = None,
                  random: Callable[[], float] | None = None,
                  max_requests_per_second: float | Mapping[str, float] | None = None,
-                 max_pause_seconds: float = 300.0) -> None:
+                 max_pause_seconds: float = 300.0,
+                 allowed_origins: Iterable[str] = ()) -> None:
         self._resolvers: list[AnyResolver] = normalize_resolvers(secrets)
         self._rps = max_requests_per_second
         self._max_pause = max_pause_seconds
@@ -81,7 +83,9 @@ class _Base:
         # name -> (value, when resolved): a triggerer's engine runs thousands of waits on the
         # same few secrets, and one lookup (an Airflow connection, a vault) per wait adds up.
         self._recent: dict[str, tuple[str, float]] = {}
-        self.state = EngineState(on_event=on_event, on_secret=on_secret, log_events=log_events)
+        self.state = EngineState(on_event=on_event, on_secret=on_secret, log_events=log_events,
+                                 allowed_origins=frozenset(normalize_allowed(o)
+                                                           for o in allowed_origins))
         if clock is not None:
             self.state.monotonic = clock
         if wall_clock is not None:

@@ -22,6 +22,7 @@ from urllib.parse import quote, urlsplit
 from ._exceptions import SecretNotFound, SpecError, TrigRunError
 from ._http import CERT_HINT
 from ._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec, _Connects
+from ._origins import authored_origins, refused
 from ._results import Attempt, RunResult, RunState, TriggerResult
 from ._retry import next_delay, parse_retry_after, poll_error_delay
 from ._secrets import REDACTED_RECORD, SECRET_RE, Redactor, find_references, substitute
@@ -204,6 +205,8 @@ class EngineState:
     # False when ``on_event`` writes the events to a log of its own (an Airflow task log, a
     # Dagster event log) that also receives the ``trigrun`` logger: one line per event there.
     log_events: bool = True
+    # Origins the engine's owner lets every job's credentials go to (``allowed_origins``).
+    allowed_origins: frozenset[str] = frozenset()
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.wall(), tz=timezone.utc)
@@ -914,6 +917,22 @@ def _needs_render(spec: JobSpec) -> bool:
     return found
 
 
+_AUTHORED: dict[int, tuple[JobSpec, dict[str, str | None]]] = {}
+
+
+def _authored(spec: JobSpec) -> dict[str, str | None]:
+    """The origins a spec names literally, by field, cached per spec (as ``_needs_render``)."""
+    hit = _AUTHORED.get(id(spec))
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    found = authored_origins(spec.model_dump(mode="json", include={"request", "target",
+                                                                    "auth", "wait"}))
+    if len(_AUTHORED) >= _REFS_MAX:
+        _AUTHORED.clear()
+    _AUTHORED[id(spec)] = (spec, found)
+    return found
+
+
 def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
             context: Mapping[str, Any] | None, render: bool) -> tuple[JobSpec, datetime, str | None]:
     """Validate the context, render templates: (rendered spec, scheduled time, skip reason)."""
@@ -925,6 +944,12 @@ def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
     rendered = spec
     if render and _needs_render(spec):
         rendered = render_spec(spec, template_context(spec, scheduled, context))
+        # Credentials go only where the spec names literally, or to listed origins.
+        bound = refused(rendered.model_dump(mode="json", exclude_unset=True),
+                        who=f"job {spec.name!r}", authored=_authored(spec),
+                        allowed=state.allowed_origins)
+        if bound:
+            raise SpecError("\n".join(bound), problems=bound)
     skip = None
     if spec.ttl_seconds is not None:
         # As the seed's TTL: a delayed fire's TTL starts when its delay ends.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -21,6 +22,8 @@ from pydantic import (
 )
 
 from ._duration import DURATION_FIX, DURATION_PATTERN, parse_duration
+from ._exceptions import SpecError, job_label, spec_error
+from ._origins import is_template, literal_origin, normalize_allowed, origin
 
 DEFAULT_RETRY_STATUSES = (429, 500, 502, 503, 504)
 # 4xx that mean "try again later" and so may be listed in retry_on_statuses.
@@ -94,6 +97,31 @@ TrustEnv = Annotated[bool, Field(description="Honour the environment's proxy var
                                  "`SSL_CERT_FILE` / `SSL_CERT_DIR`.")]
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CRLF = re.compile(r"[\r\n\x00]")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+
+
+def check_url(v: str, *, what: str = "URL") -> str:
+    """An absolute http(s) URL whose host can be valid. A template's literal part is checked
+    now, the rest once rendered (this runs again on the rendered spec)."""
+    if _CONTROL.search(v):
+        raise ValueError(f"the {what} holds a control character (NUL, CR, LF or another); "
+                         "remove it")
+    templated = is_template(v)
+    if templated and literal_origin(v) is None:
+        return v  # scheme or host is a template: checked once rendered
+    parts = urlsplit(v)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{v!r} is not an absolute http(s) URL, e.g. 'https://host/path'")
+    if origin(v) is None:
+        host = re.split(r"[/?#]", v.split("://", 1)[1], maxsplit=1)[0]
+        raise ValueError(f"{v!r}: the host {host!r} cannot be valid (a space, a backslash or "
+                         "another character a host cannot hold, or a bad port); fix the "
+                         f"{what}. This is a spec error, not a network one: it is not retried")
+    return v
+
+
 class _Connects(_Model):
     """A model that holds the connection settings above (``verify``, ``cert``, ``proxy``)."""
 
@@ -114,6 +142,13 @@ class _Connects(_Model):
                              "'http://proxy.example.com:3128' (credentials may be secret:// "
                              "references: 'http://user:secret://proxy-password@proxy:3128')")
         return v
+
+    @field_validator("base_url", check_fields=False)
+    @classmethod
+    def _base_url(cls, v: str) -> str:
+        if "secret://" in v:  # checked once resolved
+            return v
+        return check_url(v, what="base_url")
 
     @field_validator("cert", mode="before", check_fields=False)
     @classmethod
@@ -148,11 +183,18 @@ class RequestSpec(_Connects):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        if "{{" in v:  # a template; checked again once rendered
-            return v
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"{v!r} is not an absolute http(s) URL, e.g. 'https://host/path'")
+        return check_url(v)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, value in v.items():
+            if not _TOKEN.match(name):
+                raise ValueError(f"{name[:40]!r} is not a valid HTTP header name (letters, "
+                                 "digits and !#$%&'*+-.^_`|~ only, no spaces or colons)")
+            if _CRLF.search(value):
+                raise ValueError(f"the value of header {name!r} holds a CR, LF or NUL "
+                                 "character, which would split the request; remove it")
         return v
 
 
@@ -263,6 +305,14 @@ class BearerAuth(_Model):
     type: Literal["bearer"]
     token: str
 
+    @field_validator("token")
+    @classmethod
+    def _token(cls, v: str) -> str:
+        if _CRLF.search(v):
+            raise ValueError("the token holds a CR, LF or NUL character, which would split "
+                             "the request; remove it")
+        return v
+
 
 class BasicAuth(_Model):
     type: Literal["basic"]
@@ -275,6 +325,21 @@ class HeaderAuth(_Model):
     name: str
     value: str
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _TOKEN.match(v):
+            raise ValueError(f"{v[:40]!r} is not a valid HTTP header name")
+        return v
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, v: str) -> str:
+        if _CRLF.search(v):
+            raise ValueError("the value holds a CR, LF or NUL character, which would split "
+                             "the request; remove it")
+        return v
+
 
 class AirflowPasswordAuth(_Model):
     """Airflow 3: POST ``/auth/token`` for a JWT, cached until expiry, refreshed once on 401."""
@@ -283,6 +348,11 @@ class AirflowPasswordAuth(_Model):
     username: str
     password: str
     token_url: str | None = Field(None, description="Default: `{base_url}/auth/token`.")
+
+    @field_validator("token_url")
+    @classmethod
+    def _token_url(cls, v: str | None) -> str | None:
+        return v if v is None or "secret://" in v else check_url(v, what="token_url")
 
 
 Auth = Annotated[
@@ -399,6 +469,20 @@ def target_from_url(name: str, url: str, body: Any) -> Any:
     return None
 
 
+def static_size(body: Any) -> int | None:
+    """The bytes a body without templates or secrets is sent as (as the engines encode it);
+    None when rendering or a secret's value decides."""
+    if body is None:
+        return None
+    try:
+        text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return None
+    if is_template(text) or "secret://" in text:
+        return None
+    return len(text.encode())
+
+
 class JobSpec(_Model):
     """One job in the TrigRun job-spec format. The seed's JSON is valid input, verbatim."""
 
@@ -431,10 +515,20 @@ class JobSpec(_Model):
     queue: QueueSpec | None = Field(None, description="The job's queue and its concurrency "
                                     "limit, e.g. {\"name\": \"warehouse\", "
                                     "\"concurrency_limit\": 3}.")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="More origins (`scheme://host[:port]`, written "
+        "literally) the job's credentials may be sent to, besides the one its URL names "
+        "literally; needed when the URL's scheme, host or port is a template "
+        "(docs/security.md).", examples=[["https://api.example.com"]])
     link_upstream: bool = Field(True, description="Tell the downstream run who started it "
                                 "(docs/upstream.md): the Airflow DAG run's note and conf key "
                                 "`trigrun`, Dagster run tags, the Prefect flow run's name and "
                                 "tags, the dbt Cloud cause. False: send none of it.")
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _allowed(cls, v: list[str]) -> list[str]:
+        return [normalize_allowed(o) for o in v]
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:
@@ -535,9 +629,6 @@ class JobSpec(_Model):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError as exc:
-            from ._exceptions import SpecError
-            from ._loader import job_label, spec_error
-
             if isinstance(exc, SpecError):
                 raise
             raise spec_error(exc, job=job_label(obj)) from None
@@ -552,9 +643,6 @@ class JobSpec(_Model):
         try:
             return super().model_validate_json(json_data, *args, **kwargs)
         except ValidationError as exc:
-            from ._exceptions import SpecError
-            from ._loader import job_label, spec_error
-
             if isinstance(exc, SpecError):
                 raise
             try:

@@ -6,11 +6,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ._exceptions import SpecError
-from ._loader import format_validation_error
+from ._exceptions import SpecError, format_validation_error
 from ._models import JobSpec
 from ._secrets import find_references
 
@@ -81,6 +80,55 @@ def _render(obj: Any, ctx: Mapping[str, Any], path: str, problems: list[str], jo
         return [_render(v, ctx, f"{path}[{i}]", problems, job, allowed)
                 for i, v in enumerate(obj)]
     return obj
+
+
+# Names a jobs file's templates may use: trigrun's own, and those of Airflow's task context
+# (a jobs file may become DAGs through ``dags_from_specs``; Airflow 3.3's
+# ``KNOWN_CONTEXT_KEYS``, and a test keeps them in step). Anything else is a typo.
+TRIGRUN_NAMES = frozenset({"scheduled_time", "logical_date", "ts", "ds", "ds_nodash", "job",
+                           "params"})
+AIRFLOW_NAMES = frozenset({
+    "asset_state_store", "conn", "dag", "dag_run", "data_interval_end", "data_interval_start",
+    "ds", "ds_nodash", "exception", "expanded_ti_count", "inlet_events", "inlets",
+    "logical_date", "macros", "map_index_template", "outlet_events", "outlets", "params",
+    "partition_date", "partition_key", "prev_data_interval_end_success",
+    "prev_data_interval_start_success", "prev_end_date_success", "prev_start_date_success",
+    "reason", "run_id", "task", "task_instance", "task_instance_key_str",
+    "task_reschedule_count", "task_state_store", "templates_dict", "test_mode", "ti",
+    "triggering_asset_events", "try_number", "ts", "ts_nodash", "ts_nodash_with_tz", "var",
+    "run_after", "scheduled_time", "job"})
+_KNOWN = TRIGRUN_NAMES | AIRFLOW_NAMES | frozenset(_ENV.globals)
+
+
+def _strings(obj: Any, path: str) -> list[tuple[str, str]]:
+    if isinstance(obj, str):
+        return [(path, obj)] if _has_template(obj) or "{#" in obj else []
+    if isinstance(obj, dict):
+        return [x for k, v in obj.items() for x in _strings(v, f"{path}.{k}")]
+    if isinstance(obj, list):
+        return [x for i, v in enumerate(obj) for x in _strings(v, f"{path}[{i}]")]
+    return []
+
+
+def template_problems(spec: JobSpec) -> list[tuple[str, str]]:
+    """``(field, problem)`` for every template of the spec that cannot render: a syntax error,
+    or a name no context provides (checked without rendering: no value is needed)."""
+    data = spec.model_dump(mode="json", include=set(_RENDERED_FIELDS), exclude_unset=True)
+    out: list[tuple[str, str]] = []
+    for name in _RENDERED_FIELDS:
+        for path, text in _strings(data.get(name), name):
+            try:
+                tree = _ENV.parse(text)
+            except TemplateSyntaxError as exc:
+                out.append((path, f"template syntax error: {exc.message} (line {exc.lineno})"))
+                continue
+            unknown = sorted(meta.find_undeclared_variables(tree) - _KNOWN)
+            if unknown:
+                out.append((path, f"the template uses {', '.join(unknown)}, which no template "
+                            "context defines; trigrun's names are "
+                            f"{', '.join(sorted(TRIGRUN_NAMES))} (and Airflow's in a DAG); "
+                            "params go under params.<name>"))
+    return out
 
 
 def needs_render(spec: JobSpec) -> bool:

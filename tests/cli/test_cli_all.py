@@ -217,8 +217,9 @@ def test_dry_run_shows_the_upstream_and_a_refused_body(
         jobs_file: Callable[..., str], capsys: pytest.CaptureFixture[str]) -> None:
     airflow = {"name": "etl", "target": {"type": "airflow", "base_url": "http://127.0.0.1:9",
                                          "dag_id": "etl"}}
-    big = {"name": "big", "max_request_bytes": 100,
-           "request": {"url": "http://127.0.0.1:9/hook", "body": {"rows": "x" * 200}}}
+    # A rendered body (a static one over the limit is refused when the file is loaded).
+    big = {"name": "big", "max_request_bytes": 100, "params": {"rows": "x" * 200},
+           "request": {"url": "http://127.0.0.1:9/hook", "body": {"rows": "{{ params.rows }}"}}}
     code, out, _ = run(capsys, "fire", jobs_file({"jobs": [airflow, big]}), "--all",
                        "--dry-run", "--json")
     assert code == 0

@@ -27,6 +27,14 @@ def hook(url: str, **over: Any) -> trigrun.JobSpec:
         {"name": "Big payload", "request": {"url": url, "body": {"rows": "x" * 100}}, **over})
 
 
+def test_a_static_body_over_the_limit_is_a_spec_error() -> None:
+    # Loading a jobs file (trigrun validate) sees it; the fire refuses it as well (below).
+    with pytest.raises(trigrun.SpecError, match=r"job 'J', field request\.body: the body is "
+                       r"111 bytes, over max_request_bytes=50"):
+        trigrun.parse_jobs({"name": "J", "max_request_bytes": 50, "request": {
+            "url": "http://h/x", "body": {"rows": "x" * 100}}})
+
+
 def invalid(**over: Any) -> str:
     with pytest.raises(trigrun.SpecError) as err:
         trigrun.JobSpec.model_validate({"name": "J", "request": {"url": "http://h/x"}, **over})

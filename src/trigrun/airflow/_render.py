@@ -12,6 +12,7 @@ from typing import Any
 
 from .._duration import parse_duration
 from .._exceptions import SpecError
+from .._origins import Connection, authored_origins, origin, refused
 from .._secrets import find_references
 from .._templates import iso_timestamp, time_names
 
@@ -172,3 +173,67 @@ def _without(source: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> d
                 node[key] = dict(node[key]) if isinstance(node[key], Mapping) else node[key]
                 node = node[key]
     return out
+
+
+def bound_origins(source: Mapping[str, Any],
+                  runtime_fields: tuple[tuple[str, ...], ...] = ()) -> tuple[dict[str, str | None], bool]:
+    """What the DAG file's spec (before rendering) binds credentials to: ``(authored origins
+    by field, whether the spec's own allowed_origins were written in the DAG file)``.
+    Mapped arguments expanded from XCom (``runtime_fields``) name no origin."""
+    allow_list_written = not any(p in ((), ("allowed_origins",)) for p in runtime_fields) \
+        and _plain(source.get("allowed_origins"))
+    return authored_origins(source, runtime_fields), allow_list_written
+
+
+def refuse_foreign_origins(task_id: str, spec: Any, bound: tuple[dict[str, str | None], bool]
+                           | None, info: Any = None) -> None:
+    """Raise ``SpecError`` when the completed spec (a ``JobSpec``) would send credentials (the
+    connection's ``info``, or the spec's own) to an origin they are not bound to
+    (``trigrun._origins``). ``bound``: from ``bound_origins`` at render time; None when the
+    spec was never rendered (it is then as the DAG file wrote it)."""
+    data = spec.model_dump(mode="json", exclude_unset=True)
+    authored = None
+    if bound is not None:
+        authored, allow_list_written = bound
+        if not allow_list_written:
+            data.pop("allowed_origins", None)
+    connection = None
+    if info is not None:
+        connection = Connection(name=info.conn_id, prefix=f"conn/{info.conn_id}/",
+                                origin=origin(info.base_url) if info.base_url else None,
+                                allowed=frozenset(info.allowed_origins))
+    problems = refused(data, who=f"task {task_id!r}", authored=authored, connection=connection)
+    if problems:
+        raise SpecError("\n".join(problems), problems=problems)
+
+
+def _templates_in(value: Any, path: str) -> list[str]:
+    if isinstance(value, str):
+        return [path] if is_template(value) or "{#" in value else []
+    if isinstance(value, Mapping):
+        out: list[str] = []
+        for k, v in value.items():
+            out += _templates_in(k, f"{path}.<key>") + _templates_in(v, f"{path}.{k}")
+        return out
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _templates_in(v, f"{path}[{i}]")]
+    return []
+
+
+def refuse_mapped_templates(task_id: str, map_index: int | None,
+                            values: Mapping[str, Any]) -> None:
+    """Raise ``SpecError`` when a value mapped from XCom (``expand``/``expand_kwargs``) holds
+    template syntax: such values are data, written by an upstream task, and Airflow would
+    otherwise evaluate them as templates of this task (``{{ conn.x.password }}``)."""
+    found = [p for arg, value in values.items() for p in _templates_in(value, arg)]
+    if not found:
+        return
+    where = f"task {task_id!r}" + (f" (map index {map_index})" if map_index is not None
+                                   and map_index >= 0 else "")
+    lines = [f"{where}, argument {p}: the value mapped from XCom holds template syntax "
+             "('{{', '{%' or '{#')" for p in found]
+    message = ("\n".join(lines) + "\nnothing was sent. Values an upstream task returns are "
+               "data and are never evaluated as templates (docs/security.md): render them in "
+               "the upstream task, or set render_mapped_values=True on the operator if the "
+               "DAG relies on Airflow rendering mapped values.")
+    raise SpecError(message, problems=lines)

@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .._exceptions import SpecError
-from .._loader import format_validation_error
+from .._exceptions import SpecError, format_validation_error
 from .._models import JobSpec, detect_target
+from .._origins import normalize_allowed
 
 # Arguments of the operator/sensor that are job-spec fields (the rest go to BaseOperator).
 # ``retry_policy``, ``params`` and ``queue`` (the executor's queue) are BaseOperator arguments
@@ -143,6 +143,8 @@ class ConnectionInfo:
     cert: str | tuple[str, str] | None = None
     # A requests-per-second ceiling on the base URL's origin (extra ``max_requests_per_second``).
     max_requests_per_second: float | None = None
+    # More origins the connection's credentials may go to (extra ``allowed_origins``).
+    allowed_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_connection(cls, conn: Any, extra: Mapping[str, Any]) -> ConnectionInfo:
@@ -170,7 +172,8 @@ class ConnectionInfo:
                    auth_header=opt("auth_header"), header_names=tuple(headers),
                    has_proxy=bool(opt("proxy")), verify=_verify(opt("verify")),
                    cert=_cert(opt("cert")),
-                   max_requests_per_second=_rate(conn.conn_id, opt("max_requests_per_second")))
+                   max_requests_per_second=_rate(conn.conn_id, opt("max_requests_per_second")),
+                   allowed_origins=_origins(conn.conn_id, opt("allowed_origins")))
 
     def rates(self) -> dict[str, float]:
         """``max_requests_per_second`` for the engine: ``{origin of the base URL: ceiling}``."""
@@ -187,6 +190,20 @@ def origin(url: str) -> str:
     i = url.find("://")
     j = url.find("/", i + 3) if i >= 0 else -1
     return url if j < 0 else url[:j]
+
+
+def _origins(conn_id: str, value: Any) -> tuple[str, ...]:
+    """Extra ``allowed_origins``: a list, or one string of origins split by commas or spaces."""
+    if not value:
+        return ()
+    items = value.replace(",", " ").split() if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise SpecError(f"connection {conn_id!r}: extra allowed_origins must be a list of "
+                        "origins, e.g. [\"https://api.example.com\"]")
+    try:
+        return tuple(normalize_allowed(str(o)) for o in items)
+    except ValueError as exc:
+        raise SpecError(f"connection {conn_id!r}: extra allowed_origins: {exc}") from None
 
 
 def _rate(conn_id: str, value: Any) -> float | None:

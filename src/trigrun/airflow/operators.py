@@ -69,7 +69,16 @@ from .. import (
     idempotency_key,
 )
 from .._models import slugify
-from ._render import airflow_names, duration, flag, is_template, refuse_smuggled
+from ._render import (
+    airflow_names,
+    bound_origins,
+    duration,
+    flag,
+    is_template,
+    refuse_foreign_origins,
+    refuse_mapped_templates,
+    refuse_smuggled,
+)
 from ._spec import (
     REQUEST_ARGS,
     SPEC_ARGS,
@@ -155,6 +164,9 @@ class TrigRunOperator(BaseOperator):
     :param poll_interval: seconds between status checks; default ``wait.poll_interval_seconds``.
     :param timeout: the wait's deadline in seconds; default ``wait.timeout_seconds``.
     :param trigrun_conn_id: a ``trigrun`` connection that supplies base URL, auth, headers.
+    :param render_mapped_values: let Airflow render template syntax in values mapped from
+        XCom (``expand``/``expand_kwargs``); off by default, such a value fails the task
+        (docs/security.md).
     :param emit_asset: on success, emit the job's Airflow asset (``job_asset(job name)``,
         added to ``outlets``), so other DAGs can be scheduled on it.
 
@@ -215,6 +227,7 @@ class TrigRunOperator(BaseOperator):
         timeout: float | timedelta | None = None,
         trigrun_conn_id: str | None = None,
         emit_asset: bool = False,
+        render_mapped_values: bool = False,
         **kwargs: Any,
     ) -> None:
         where = f"task {kwargs.get('task_id')!r}"
@@ -267,6 +280,7 @@ class TrigRunOperator(BaseOperator):
         self._waiting = False
         self._trigrun_map_index: int | None = -1
         self.emit_asset = bool(emit_asset)
+        self.render_mapped_values = bool(render_mapped_values)
         if self.emit_asset:
             self._asset_job = self._parse_time_job_name(where)
             asset = job_asset(self._asset_job)
@@ -378,6 +392,9 @@ class TrigRunOperator(BaseOperator):
         ti = context.get("ti")
         index = getattr(ti, "map_index", -1)
         self._trigrun_map_index = index if isinstance(index, int) else -1
+        if not self.render_mapped_values:
+            refuse_mapped_templates(self.task_id, self._trigrun_map_index,
+                                    self._mapped_values(context))
         source = copy.deepcopy(self.spec)
         when = scheduled_time(context)
         if is_template(self.job_name):
@@ -388,7 +405,9 @@ class TrigRunOperator(BaseOperator):
         name = self.job_name_for_run()
         merged = airflow_names(context, when, name, slugify(name))
         super()._do_render_template_fields(parent, template_fields, merged, jinja_env, seen_oids)
-        refuse_smuggled(self.task_id, source, self.spec, self._runtime_fields(context))
+        runtime = self._runtime_fields(context)
+        refuse_smuggled(self.task_id, source, self.spec, runtime)
+        self._trigrun_bound = bound_origins(source, runtime)
         self._coerce_scalars()
 
     def _runtime_fields(self, context: Any) -> tuple[tuple[str, ...], ...]:
@@ -415,16 +434,30 @@ class TrigRunOperator(BaseOperator):
         return tuple(_ARG_PATHS[arg] for arg, v in items
                      if arg in _ARG_PATHS and list(XComArg.iter_xcom_references(v)))
 
+    def _mapped_values(self, context: Any) -> dict[str, Any]:
+        """This mapped instance's arguments that came from XCom, as resolved (none unmapped)."""
+        runtime = set(self._runtime_fields(context))
+        if not runtime:
+            return {}
+        mapped = context["dag"].task_dict[self.task_id]
+        written = set(getattr(mapped, "partial_kwargs", {}) or {})
+        args = {arg for arg, path in _ARG_PATHS.items() if path in runtime} - written
+        values, _ = mapped._expand_mapped_kwargs(context)
+        return {k: v for k, v in values.items() if k in args}
+
     def job_spec(self) -> JobSpec:
         """The rendered spec, completed from the connection, validated. Execute time only."""
         self._coerce_scalars()
         data = self._named(self.spec)
+        info = None
         if self.trigrun_conn_id:
             info = TrigRunHook(trigrun_conn_id=self.trigrun_conn_id).connection_info()
             if info is not None:
                 data = apply_connection(data, info)
                 self._rates = info.rates()
-        return validate(data, f"task {self.task_id!r}")
+        spec = validate(data, f"task {self.task_id!r}")
+        refuse_foreign_origins(self.task_id, spec, getattr(self, "_trigrun_bound", None), info)
+        return spec
 
     def _on_event(self, event: Event) -> None:
         self.log.info("%s", event.message)

@@ -29,7 +29,7 @@ from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from .. import JobSpec, RunFailed, RunState, SecretNotFound
 from .._targets import preset_for
-from ._render import refuse_smuggled
+from ._render import bound_origins, refuse_foreign_origins, refuse_smuggled
 from ._spec import apply_connection, build_spec_dict, placeholder, spec_to_dict, validate
 from .hooks import TrigRunHook, sync_engine
 from .links import XCOM_RUN_ID, XCOM_RUN_URL, TrigRunLink, link_for
@@ -100,18 +100,22 @@ class TrigRunSensor(BaseSensorOperator):
         super()._do_render_template_fields(parent, template_fields, context, jinja_env,
                                            seen_oids)
         refuse_smuggled(self.task_id, source, self.spec)
+        self._trigrun_bound = bound_origins(source)
 
     def job_spec(self) -> JobSpec:
         data = {"name": f"{self.dag_id}.{self.task_id}", **self.spec} if not self.spec.get(
             "name") else dict(self.spec)
         # The sensor watches a run it did not start: its deadline must not cancel that run.
         data["wait"] = {**(data.get("wait") or {}), "cancel_on_timeout": False}
+        info = None
         if self.trigrun_conn_id:
             info = TrigRunHook(trigrun_conn_id=self.trigrun_conn_id).connection_info()
             if info is not None:
                 data = apply_connection(data, info)
                 self._rates = info.rates()
-        return validate(data, f"task {self.task_id!r}")
+        spec = validate(data, f"task {self.task_id!r}")
+        refuse_foreign_origins(self.task_id, spec, getattr(self, "_trigrun_bound", None), info)
+        return spec
 
     def execute(self, context: Any) -> Any:
         if not self.deferrable:

@@ -105,6 +105,9 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
         "http://localhost:3000.")
     max_requests_per_second: float | None = Field(
         default=None, gt=0, description="Ceiling on requests per second to each target.")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="More origins (scheme://host[:port]) the jobs' "
+        "credentials may go to (docs/security.md).")
 
     def _specs(self, base: Path) -> list[Any]:
         if (self.jobs_file is None) == (self.jobs is None):
@@ -126,7 +129,8 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
             env_secrets_prefix=self.env_secrets_prefix, verify=self.verify,
             ca_bundle=self.ca_bundle, cert=self.cert, cert_key=self.cert_key, proxy=proxy,
             trust_env=self.trust_env, dagster_url=self.dagster_url,
-            max_requests_per_second=self.max_requests_per_second)
+            max_requests_per_second=self.max_requests_per_second,
+            allowed_origins=list(self.allowed_origins))
         return build_trigrun_definitions(
             specs, resource=resource, resource_key=self.resource_key, wait_in=self.wait_in,
             default_status=(dg.DefaultScheduleStatus.RUNNING if self.schedules_running

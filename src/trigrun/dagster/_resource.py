@@ -95,6 +95,11 @@ class TrigRunResource(dg.ConfigurableResource):
         default=None, gt=0,
         description="Ceiling on requests per second to each target origin, shared by every "
                     "fire, poll and cancel of one engine (an op's, a sensor tick's).")
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="More origins (scheme://host[:port]) the jobs' credentials may be sent "
+                    "to, besides the one each job's URL names literally; needed when a URL's "
+                    "host comes from run config or params (docs/security.md).")
     cancel_on_interrupt: bool = Field(
         default=True, description="When the Dagster run is terminated while waiting, cancel "
                                   "the downstream run before stopping.")
@@ -137,13 +142,14 @@ class TrigRunResource(dg.ConfigurableResource):
             if self.trust_env else ()
         return (tuple(sorted(self.secrets.items())), self.env_secrets_prefix, self.verify,
                 self.ca_bundle, self.cert, self.cert_key, self.proxy, self.trust_env,
-                self.max_requests_per_second, env)
+                self.max_requests_per_second, tuple(self.allowed_origins), env)
 
     def _engine_settings(self) -> dict[str, Any]:
         cert = (self.cert, self.cert_key) if self.cert and self.cert_key else self.cert
         return {"secrets": self._resolvers(), "verify": self.ca_bundle or self.verify,
                 "cert": cert, "proxy": self.proxy or None, "trust_env": self.trust_env,
-                "max_requests_per_second": self.max_requests_per_second}
+                "max_requests_per_second": self.max_requests_per_second,
+                "allowed_origins": list(self.allowed_origins)}
 
     def async_engine(self) -> AsyncEngine:
         """An ``AsyncEngine`` with this resource's settings (the completion sensor checks all
