@@ -11,9 +11,9 @@ when its module exists, ``dagster_server``.
 
 Parallel runs (pytest-xdist, ``scripts/test.sh``: ``-n N --dist loadgroup``): every test file
 is one group, so a file's tests run in order on one worker and its module fixtures are built
-once; every file with a test that uses a live server (``LIVE_SERVER_FIXTURES``) joins one
-group, ``live-servers``, so each server starts once, on one worker, and that group is handed
-out first (it is the longest). The reliability report is merged from the workers here.
+once; every file with a test that uses a live server (``LIVE_SERVER_FIXTURES``) joins that
+server's group, so each server starts once, on one worker, and those groups are handed out
+first (they are the longest). The reliability report is merged from the workers here.
 """
 
 from __future__ import annotations
@@ -55,9 +55,10 @@ with contextlib.suppress(ImportError):  # written by the Dagster integration
 
 __all__ = ["airflow_db", "airflow_server"]
 
-# Session fixtures that start a live server: the tests using them share one xdist worker.
-LIVE_SERVER_FIXTURES = frozenset({"airflow_server", "dagster_server"})
-LIVE_GROUP = "live-servers"
+# Session fixtures that start a live server, in the order their groups are handed out (the
+# longest first): the test files using one share one xdist worker, so it starts once. A file
+# using both goes with the first.
+LIVE_SERVER_FIXTURES = ("airflow_server", "dagster_server")
 
 
 @pytest.fixture(scope="session")
@@ -87,12 +88,16 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if not hasattr(config, "workerinput"):  # not an xdist worker: nothing to group
         return
-    live_files = {_test_file(item.nodeid) for item in items
-                  if LIVE_SERVER_FIXTURES & set(getattr(item, "fixturenames", ()))}
-    groups = {_test_file(item.nodeid): LIVE_GROUP if _test_file(item.nodeid) in live_files
-              else _test_file(item.nodeid) for item in items}
-    # The live group first: the scheduler hands the groups out in collection order.
-    items.sort(key=lambda item: _test_file(item.nodeid) not in live_files)
+    rank: dict[str, int] = {}  # test file -> the first live server its tests use
+    for item in items:
+        file, used = _test_file(item.nodeid), set(getattr(item, "fixturenames", ()))
+        for i, name in enumerate(LIVE_SERVER_FIXTURES):
+            if name in used:
+                rank[file] = min(i, rank.get(file, i))
+    groups = {_test_file(item.nodeid): _test_file(item.nodeid) for item in items}
+    groups.update({file: f"live-{LIVE_SERVER_FIXTURES[i]}" for file, i in rank.items()})
+    # The live groups first: the scheduler hands the groups out in collection order.
+    items.sort(key=lambda item: rank.get(_test_file(item.nodeid), len(LIVE_SERVER_FIXTURES)))
     path = os.environ.get(_GROUPS_FILE_ENV)
     if path:  # every worker collects the same tests: any one's file will do
         part = f"{path}.{config.workerinput['workerid']}"
