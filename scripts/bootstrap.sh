@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv and install trigrun with every extra, pinned by constraints.txt.
+# Create .venv and install trigrun with every extra and the development tools (the `dev`
+# dependency group of pyproject.toml, PEP 735), pinned by constraints.txt.
 # Re-runs the install only when pyproject.toml or constraints.txt changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,9 +14,11 @@ want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-echo "bootstrap: installing trigrun[airflow,dagster,dev] (pinned by constraints.txt)" >&2
+echo "bootstrap: installing trigrun[airflow,dagster] and the dev group (pinned by constraints.txt)" >&2
 if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet "uv==$(sed -n 's/^uv==//p' constraints.txt)"
 fi
-.venv/bin/uv pip install --quiet --python .venv/bin/python -c constraints.txt -e ".[airflow,dagster,dev]"
+# `--group dev`: the PEP 735 group of ./pyproject.toml (tools are not a published extra).
+.venv/bin/uv pip install --quiet --python .venv/bin/python -c constraints.txt -e ".[airflow,dagster]" \
+  --group dev
 echo "$want" > "$stamp"

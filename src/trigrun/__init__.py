@@ -18,8 +18,7 @@ from ._schedule import next_fire_times
 from ._secrets import EnvSecrets
 from ._targets import RunStatus
 from ._upstream import Upstream
-
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "AsyncEngine",

@@ -27,9 +27,15 @@ def canary_env() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def report() -> Iterator[_report.Report]:
+def report(request: pytest.FixtureRequest) -> Iterator[_report.Report]:
     rep = _report.Report(expected_faults=len(SCENARIOS) * len(PATHS))
     yield rep
+    workeroutput = getattr(request.config, "workeroutput", None)
+    if workeroutput is not None:
+        # An xdist worker ran only some of the rows: the controller merges every worker's
+        # and writes the page (tests/conftest.py, pytest_testnodedown / pytest_sessionfinish).
+        workeroutput[_report.WORKER_OUTPUT_KEY] = rep.dump()
+        return
     where = rep.write()
     print(f"\nreliability tables written to {where}")
 
