@@ -336,6 +336,7 @@ class DagsterTarget(_Connects):
     base_url: str = Field(description="The webserver root; GraphQL is at `{base_url}/graphql`.")
     job_name: str
     repository_location_name: str = Field(
+        min_length=1,
         description="The code location holding the job (Dagster UI: Deployment > Code locations); "
         "Dagster's launchRun requires it.", examples=["my_project"])
     repository_name: str = "__repository__"
@@ -394,8 +395,9 @@ def target_from_url(name: str, url: str, body: Any) -> Any:
     if name == "prefect" and (m := _PREFECT_URL.match(path_url)):
         return PrefectTarget(type="prefect", base_url=m["base"], deployment_id=m["dep"])
     if name == "dagster" and (m := _DAGSTER_URL.match(path_url)):
-        return DagsterTarget(type="dagster", base_url=m["base"], job_name="",
-                             repository_location_name="")
+        # The raw body carries its own selector; the short form's fields stay unset here.
+        return DagsterTarget.model_construct(type="dagster", base_url=m["base"], job_name="",
+                                             repository_location_name="")
     return None
 
 

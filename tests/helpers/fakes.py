@@ -177,8 +177,26 @@ class FakeAirflow:
             return Reply(200, json=self._run_json(req.params["dag_id"], run))
 
 
+def _dbt_list(req: Recorded, name: str) -> list[Any] | None:
+    """A list query parameter as dbt Cloud decodes it: one JSON array (``[1,2]``), or the
+    parameter repeated; None when absent."""
+    values = req.query.get(name)
+    if not values:
+        return None
+    if len(values) == 1 and values[0].startswith("["):
+        decoded = json.loads(values[0])
+        return list(decoded) if isinstance(decoded, list) else [decoded]
+    return list(values)
+
+
 class FakeDbtCloud:
-    """dbt Cloud's v2 API for one account and job. No idempotency of its own."""
+    """dbt Cloud's v2 API for one account and job. No idempotency of its own.
+
+    As dbt Cloud does: a run's ``trigger`` object (where the ``cause`` is) is in a listed run
+    only when the request asks for it (``include_related=["trigger"]``); otherwise the run has
+    its ``trigger_id`` only. The runs list filters by ``job_definition_id``, ``status__in``
+    and ``pk__in`` (JSON arrays) and pages with ``limit``/``offset``.
+    """
 
     def __init__(self, server: LocalServer, *, account_id: int = 1, job_id: int = 42,
                  trigger_delay: float = 0.0, statuses: list[int] | None = None) -> None:
@@ -188,6 +206,7 @@ class FakeDbtCloud:
         self.statuses = statuses or [1]
         self.runs: list[dict[str, Any]] = []
         self.batch_reads = 0
+        self.id_reads = 0  # list reads by run id (pk__in)
         self._scripts: dict[int, list[int]] = {}
         self._lock = threading.Lock()
         acct = f"/api/v2/accounts/{account_id}"
@@ -200,22 +219,39 @@ class FakeDbtCloud:
     def base_url(self) -> str:
         return self.server.url
 
+    def _shown(self, run: dict[str, Any], related: list[Any]) -> dict[str, Any]:
+        """A run as the API shows it: ``trigger`` only when asked for."""
+        out = {k: v for k, v in run.items() if k != "trigger"}
+        if "trigger" in related:
+            out["trigger"] = dict(run["trigger"])
+        return out
+
     def _trigger(self, req: Recorded) -> Reply:
         body = req.json() or {}
         with self._lock:
-            run: dict[str, Any] = {"id": 1000 + len(self.runs), "job_definition_id": self.job_id,
-                   "status": self.statuses[0], "trigger": {"cause": body.get("cause")},
-                   "href": f"{self.server.url}/runs/{1000 + len(self.runs)}"}
+            run_id = 1000 + len(self.runs)
+            run: dict[str, Any] = {
+                "id": run_id, "trigger_id": 5000 + len(self.runs), "account_id": self.account_id,
+                "job_definition_id": self.job_id, "status": self.statuses[0],
+                "status_message": None, "trigger": {"id": 5000 + len(self.runs),
+                                                    "cause": body.get("cause")},
+                "href": f"{self.server.url}/runs/{run_id}"}
             self.runs.append(run)
             self._scripts[run["id"]] = list(self.statuses)
-            payload = {"data": dict(run), "status": {"code": 200}}
+            # The trigger endpoint answers with the run and its trigger.
+            payload = {"data": self._shown(run, ["trigger"]), "status": {"code": 200}}
         return Reply(200, json=payload, delay=self.trigger_delay)
 
     def _list(self, req: Recorded) -> Reply:
         with self._lock:
+            related = _dbt_list(req, "include_related") or []
+            pks = _dbt_list(req, "pk__in")
             paged = "offset" in req.query  # trigrun's batched status read
-            if paged:
-                self.batch_reads += 1
+            if paged or pks is not None:
+                if paged:
+                    self.batch_reads += 1
+                else:
+                    self.id_reads += 1
                 for run in self.runs:  # a list read is a read of every run
                     script = self._scripts[run["id"]]
                     run["status"] = script.pop(0) if len(script) > 1 else script[0]
@@ -224,16 +260,20 @@ class FakeDbtCloud:
             if "job_definition_id" in req.query:
                 job = int(req.query["job_definition_id"][0])
                 runs = [r for r in runs if r["job_definition_id"] == job]
-            if "status__in" in req.query:
-                wanted = set(json.loads(req.query["status__in"][0]))
+            if pks is not None:
+                wanted_ids = {int(p) for p in pks}
+                runs = [r for r in runs if r["id"] in wanted_ids]
+            statuses = _dbt_list(req, "status__in")
+            if statuses is not None:
+                wanted = {int(x) for x in statuses}
                 runs = [r for r in runs if r["status"] in wanted]
             total = len(runs)
-            if paged:
-                offset = int(req.query["offset"][0])
-                runs = runs[offset:offset + int(req.query.get("limit", ["100"])[0])]
-            return Reply(200, json={"data": [dict(r) for r in runs],
+            offset = int(req.query.get("offset", ["0"])[0])
+            runs = runs[offset:offset + int(req.query.get("limit", ["100"])[0])]
+            return Reply(200, json={"data": [self._shown(r, related) for r in runs],
                                     "extra": {"pagination": {"count": len(runs),
-                                                             "total_count": total}}})
+                                                             "total_count": total}},
+                                    "status": {"code": 200}})
 
     def _find(self, run_id: str) -> dict[str, Any] | None:
         return next((r for r in self.runs if str(r["id"]) == run_id), None)
@@ -245,7 +285,8 @@ class FakeDbtCloud:
                 return Reply(404, json={"status": {"code": 404}})
             script = self._scripts[run["id"]]
             run["status"] = script.pop(0) if len(script) > 1 else script[0]
-            return Reply(200, json={"data": dict(run)})
+            related = _dbt_list(req, "include_related") or []
+            return Reply(200, json={"data": self._shown(run, related), "status": {"code": 200}})
 
     def _cancel(self, req: Recorded) -> Reply:
         with self._lock:
@@ -254,7 +295,7 @@ class FakeDbtCloud:
                 return Reply(404, json={"status": {"code": 404}})
             run["status"] = 30
             self._scripts[run["id"]] = [30]
-            return Reply(200, json={"data": dict(run)})
+            return Reply(200, json={"data": self._shown(run, []), "status": {"code": 200}})
 
 
 class FakeDagster:
@@ -445,22 +486,33 @@ class FakePrefect:
 
 
 class DedupWebhook:
-    """A webhook that starts one run per ``Idempotency-Key``.
+    """A webhook that starts one run per ``Idempotency-Key``, as the IETF Idempotency-Key
+    draft (``mode="409"``) or Stripe (``mode="replay"``) has it.
 
-    A repeated key gets ``409 Conflict`` (``mode="409"``, the IETF draft's answer) or the
-    first response again with ``Idempotent-Replayed: true`` (``mode="replay"``, Stripe's).
+    ``mode="409"``: while the first request with a key is still being processed (it answers
+    ``trigger_delay`` late), a repeat gets ``409 Conflict`` with a problem body that names no
+    run (and ``Retry-After`` when ``retry_after`` is set); once it completed, a repeat gets the
+    first response again. ``mode="409-run"``: the 409 body names the run (``run_id``).
+    ``mode="replay"``: a repeat gets the first response with ``Idempotent-Replayed: true``.
+    ``GET {path}/runs/{run_id}`` reads a run's status (``status``, default ``succeeded``).
     """
 
     def __init__(self, server: LocalServer, path: str = "/hook", *, mode: str = "409",
-                 trigger_delay: float = 0.0) -> None:
+                 trigger_delay: float = 0.0, retry_after: int | None = None,
+                 status: str = "succeeded") -> None:
         self.server = server
         self.path = path
         self.mode = mode
         self.trigger_delay = trigger_delay
+        self.retry_after = retry_after
+        self.status = status
         self.runs: dict[str, dict[str, Any]] = {}
+        self._done_at: dict[str, float] = {}
         self.started = 0
+        self.conflicts = 0
         self._lock = threading.Lock()
         server.on("POST", path, self._trigger)
+        server.on("GET", path + "/runs/{run_id}", self._status)
 
     @property
     def url(self) -> str:
@@ -470,12 +522,32 @@ class DedupWebhook:
         key = req.headers.get("idempotency-key")
         with self._lock:
             if key and key in self.runs:
-                if self.mode == "409":
-                    return Reply(409, json={"error": "a request with this Idempotency-Key "
-                                            "was already received"})
-                return Reply(200, json=self.runs[key], headers={"Idempotent-Replayed": "true"})
+                run = self.runs[key]
+                if self.mode == "replay":
+                    return Reply(200, json=run, headers={"Idempotent-Replayed": "true"})
+                if self.mode == "409-run" or time.monotonic() < self._done_at[key]:
+                    self.conflicts += 1
+                    problem: dict[str, Any] = {
+                        "type": "https://example.com/docs/idempotency/concurrent",
+                        "title": "A request with this Idempotency-Key is being processed",
+                        "status": 409}
+                    if self.mode == "409-run":
+                        problem["run_id"] = run["run_id"]
+                    headers = {"Content-Type": "application/problem+json"}
+                    if self.retry_after is not None:
+                        headers["Retry-After"] = str(self.retry_after)
+                    return Reply(409, body=json.dumps(problem).encode(), headers=headers)
+                return Reply(200, json=run)
             self.started += 1
             run = {"run_id": f"hook-run-{self.started}", "status": "queued"}
             if key:
                 self.runs[key] = run
+                self._done_at[key] = time.monotonic() + self.trigger_delay
         return Reply(200, json=run, delay=self.trigger_delay)
+
+    def _status(self, req: Recorded) -> Reply:
+        rid = req.params["run_id"]
+        with self._lock:
+            if not any(r["run_id"] == rid for r in self.runs.values()):
+                return Reply(404, json={"detail": "no such run"})
+        return Reply(200, json={"run_id": rid, "status": self.status})
