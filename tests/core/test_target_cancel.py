@@ -64,16 +64,39 @@ def test_prefect_cancel_counts_only_an_accept(server: LocalServer,
     going = driver.fire(spec, scheduled_time=SCHEDULED.replace(hour=SCHEDULED.hour - 1))
     assert going.run_id
     assert going.run_id != ended.run_id
-    prefect.set_run_state(going.run_id, "RUNNING")
+    prefect.set_run_state(going.run_id, "RUNNING", infrastructure_pid="worker:1")
     assert driver.cancel(spec, going.run_id) is True
     assert prefect.state_of(going.run_id) == "CANCELLING"
+    # Cancelled again while CANCELLING: Prefect answers REJECT with the run still CANCELLING,
+    # the cancel already under way.
+    assert driver.cancel(spec, going.run_id) is True
+
+
+def test_prefect_cancel_of_a_scheduled_run_no_worker_holds_is_a_success(
+        server: LocalServer, make_driver: Callable[..., Driver]) -> None:
+    # Prefect cancels a run no worker picked up straight to CANCELLED and answers REJECT.
+    prefect = FakePrefect(server)
+    driver = make_driver()
+    spec = prefect_spec(prefect.api_url)
+    fired = driver.fire(spec, scheduled_time=SCHEDULED)
+    assert fired.run_id
+    assert prefect.state_of(fired.run_id) == "SCHEDULED"
+    assert driver.cancel(spec, fired.run_id) is True
+    assert prefect.state_of(fired.run_id) == "CANCELLED"
 
 
 def test_prefect_cancel_accepted_reads_the_orchestration_status() -> None:
     preset = preset_for(prefect_spec("http://prefect.test/api"))
     assert preset.cancel_accepted(reply(201, {"status": "ACCEPT", "state": {}}))
+    for kind in ("CANCELLED", "CANCELLING"):
+        assert preset.cancel_accepted(reply(200, {"status": "REJECT", "state": {"type": kind}}))
+    # Refusals: ABORT (an ended run), WAIT, a REJECT that leaves the run in another state.
     for status in ("REJECT", "ABORT", "WAIT"):
         assert not preset.cancel_accepted(reply(200, {"status": status, "state": None}))
+    assert not preset.cancel_accepted(reply(200, {"status": "REJECT",
+                                                  "state": {"type": "COMPLETED"}}))
+    assert not preset.cancel_accepted(reply(200, {"status": "ABORT",
+                                                  "state": {"type": "CANCELLED"}}))
     assert not preset.cancel_accepted(reply(200, {}))
 
 

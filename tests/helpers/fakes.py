@@ -53,8 +53,9 @@ class FakeAirflow:
     def __init__(self, server: LocalServer, *, username: str | None = None,
                  password: str | None = None, token_ttl: float = 3600.0,
                  states: list[str] | None = None, trigger_delay: float = 0.0,
-                 clock: Any = time.time) -> None:
+                 clock: Any = time.time, api_version: str = "v2") -> None:
         self.server = server
+        self.api_version = api_version
         self.username, self.password = username, password
         self.token_ttl = token_ttl
         self.states = states or ["queued"]
@@ -68,7 +69,7 @@ class FakeAirflow:
         self.ended_reads = 0
         self._nonce = itertools.count()
         self._lock = threading.Lock()
-        base = "/api/v2/dags/{dag_id}/dagRuns"
+        base = f"/api/{api_version}/dags/{{dag_id}}/dagRuns"
         server.on("POST", "/auth/token", self._token)
         server.on("POST", base, self._trigger)
         server.on("GET", base, self._list)
@@ -120,6 +121,13 @@ class FakeAirflow:
             run_id = body.get("dag_run_id") or f"manual__{len(self.runs)}"
             if (dag, run_id) in self.runs:
                 return Reply(409, json={"detail": f"DAG Run with id {run_id} already exists"})
+            logical = body.get("logical_date")
+            if logical is not None and any(
+                    d == dag and (r.body or {}).get("logical_date") == logical
+                    for (d, _), r in self.runs.items()):
+                # A DAG has one run per logical date (a null logical date is never a clash).
+                return Reply(409, json={"detail": f"DAG Run with logical date {logical} "
+                                                  "already exists"})
             run = _Run(run_id, self.states[0], body, list(self.states))
             self.runs[(dag, run_id)] = run
             payload = self._run_json(dag, run)
@@ -409,9 +417,14 @@ class FakePrefect:
     def api_url(self) -> str:
         return self.server.url + "/api"
 
-    def set_run_state(self, run_id: str, state_type: str) -> None:
+    def set_run_state(self, run_id: str, state_type: str, *,
+                      infrastructure_pid: str | None = None) -> None:
+        """Set a run's state; a worker that picked the run up gives it an infrastructure pid."""
         with self._lock:
-            self.runs[run_id]["state"] = {"type": state_type, "name": state_type.title()}
+            run = self.runs[run_id]
+            run["state"] = {"type": state_type, "name": state_type.title()}
+            if infrastructure_pid is not None:
+                run["infrastructure_pid"] = infrastructure_pid
 
     def state_of(self, run_id: str) -> str:
         with self._lock:
@@ -431,7 +444,7 @@ class FakePrefect:
                         return Reply(200, json=dict(run))
             run_id = f"fr-{len(self.runs) + 1}"
             run = {"id": run_id, "flow_id": flow, "deployment_id": dep,
-                   "idempotency_key": key, "parameters": body.get("parameters") or {},
+                   "idempotency_key": key, "infrastructure_pid": None, "parameters": body.get("parameters") or {},
                    "state": {"type": self.initial_state, "name": self.initial_state.title()}}
             self.runs[run_id] = run
             if self.states:
@@ -460,11 +473,30 @@ class FakePrefect:
             if run is None:
                 return Reply(404, json={"detail": "Flow run not found"})
             proposed = body.get("state") or {}
-            if not body.get("force") and run["state"]["type"] in self.TERMINAL:
-                return Reply(200, json={"status": "ABORT", "state": None, "details": {
-                    "type": "abort_details",
-                    "reason": f"This run is in terminal state {run['state']['type']}."}})
-            run["state"] = {"type": proposed.get("type"), "name": proposed.get("name")}
+            current = run["state"]["type"]
+            to = proposed.get("type")
+            if not body.get("force"):
+                if current in self.TERMINAL:
+                    return Reply(200, json={"status": "ABORT", "state": None, "details": {
+                        "type": "abort_details",
+                        "reason": f"This run is in terminal state {current}."}})
+                if to == "CANCELLING" and (
+                        (current == "SCHEDULED" and not run.get("infrastructure_pid"))
+                        or current == "PAUSED" and run["state"].get("pause_reschedule")):
+                    # Prefect's BypassCancellingFlowRunsWithNoInfra: nothing to tear down,
+                    # so the run is cancelled at once and the proposal answered REJECT.
+                    run["state"] = {"type": "CANCELLED", "name": "Cancelled"}
+                    self._scripts.pop(run["id"], None)
+                    return Reply(200, json={"status": "REJECT", "state": dict(run["state"]),
+                                            "details": {"type": "reject_details", "reason":
+                                                        "Scheduled flow run has no "
+                                                        "infrastructure to terminate."}})
+                if to == current:
+                    return Reply(200, json={"status": "REJECT", "state": dict(run["state"]),
+                                            "details": {"type": "reject_details",
+                                                        "reason": "already in this state"}})
+            run["state"] = {"type": to, "name": proposed.get("name")}
+            self._scripts.pop(run["id"], None)
             return Reply(201, json={"status": "ACCEPT", "state": dict(run["state"]),
                                     "details": {"type": "accept_details"}})
 
