@@ -59,3 +59,16 @@ def airflow_db() -> Path:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(AIRFLOW_TEST_HOME, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def _target_contracts() -> object:
+    """Fails a test in which a fake target saw a request (or made a reply) that breaks the
+    target's contract (tests/helpers/contracts.py). Imported late: a test without fakes
+    needs no contract library."""
+    yield
+    import sys
+
+    contracts = sys.modules.get("tests.helpers.contracts")
+    found = contracts.drain() if contracts is not None else []
+    assert not found, "contract violations:\n" + "\n".join(found)

@@ -19,9 +19,11 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from .httpserver import LocalServer, Recorded, Reply
+from .contracts import contract, guard
+from .httpserver import Handler, LocalServer, Recorded, Reply
 
 __all__ = ["DedupWebhook", "FakeAirflow", "FakeDagster", "FakeDbtCloud", "FakePrefect",
            "make_jwt"]
@@ -32,6 +34,18 @@ def make_jwt(exp: float, sub: str = "admin", nonce: int = 0) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
 
     return f"{enc({'alg': 'HS512', 'typ': 'JWT'})}.{enc({'sub': sub, 'exp': int(exp), 'n': nonce})}.c2ln"
+
+
+def _mount(server: LocalServer, fake: str, contract_name: str, prefix: str = ""
+           ) -> Callable[[str, str, Handler], None]:
+    """``on(method, path, handler)``: a route whose requests and replies are held to the
+    target's contract (tests/helpers/contracts.py)."""
+    spec = contract(contract_name, prefix)
+
+    def on(method: str, path: str, handler: Handler) -> None:
+        server.on(method, path, guard(fake, spec, lambda: server.url, handler))
+
+    return on
 
 
 @dataclass
@@ -70,11 +84,14 @@ class FakeAirflow:
         self._nonce = itertools.count()
         self._lock = threading.Lock()
         base = f"/api/{api_version}/dags/{{dag_id}}/dagRuns"
-        server.on("POST", "/auth/token", self._token)
-        server.on("POST", base, self._trigger)
-        server.on("GET", base, self._list)
-        server.on("GET", base + "/{run_id}", self._get)
-        server.on("PATCH", base + "/{run_id}", self._patch)
+        on = _mount(server, f"FakeAirflow({api_version})",
+                    "airflow_v2.json" if api_version == "v2" else "airflow_v1.yaml")
+        if api_version == "v2":
+            on("POST", "/auth/token", self._token)
+        on("POST", base, self._trigger)
+        on("GET", base, self._list)
+        on("GET", base + "/{run_id}", self._get)
+        on("PATCH", base + "/{run_id}", self._patch)
 
     @property
     def base_url(self) -> str:
@@ -108,9 +125,20 @@ class FakeAirflow:
         return Reply(201, json={"access_token": token, "token_type": "bearer"})
 
     def _run_json(self, dag_id: str, run: _Run) -> dict[str, Any]:
-        return {"dag_run_id": run.run_id, "dag_id": dag_id, "state": run.state,
-                "conf": (run.body or {}).get("conf", {}),
-                "logical_date": (run.body or {}).get("logical_date")}
+        """A DAG run as Airflow 3.3's DAGRunResponse has it (every required field)."""
+        body = run.body or {}
+        ended = run.state in ("success", "failed")
+        now = "2026-03-16T01:00:00Z"
+        return {"dag_run_id": run.run_id, "dag_id": dag_id, "dag_display_name": dag_id,
+                "state": run.state, "conf": body.get("conf", {}),
+                "logical_date": body.get("logical_date"), "queued_at": now,
+                "start_date": None if run.state == "queued" else now,
+                "end_date": now if ended else None, "duration": 1.0 if ended else None,
+                "data_interval_start": None, "data_interval_end": None, "run_after": now,
+                "last_scheduling_decision": None, "run_type": "manual",
+                "triggered_by": "rest_api", "triggering_user_name": self.username,
+                "note": body.get("note"), "dag_versions": [], "bundle_version": None,
+                "partition_key": None, "partition_date": None}
 
     def _trigger(self, req: Recorded) -> Reply:
         with self._lock:
@@ -218,10 +246,11 @@ class FakeDbtCloud:
         self._scripts: dict[int, list[int]] = {}
         self._lock = threading.Lock()
         acct = f"/api/v2/accounts/{account_id}"
-        server.on("POST", f"{acct}/jobs/{job_id}/run/", self._trigger)
-        server.on("GET", f"{acct}/runs/", self._list)
-        server.on("GET", f"{acct}/runs/{{run_id}}/", self._get)
-        server.on("POST", f"{acct}/runs/{{run_id}}/cancel/", self._cancel)
+        on = _mount(server, "FakeDbtCloud", "dbt_cloud.yaml")
+        on("POST", f"{acct}/jobs/{job_id}/run/", self._trigger)
+        on("GET", f"{acct}/runs/", self._list)
+        on("GET", f"{acct}/runs/{{run_id}}/", self._get)
+        on("POST", f"{acct}/runs/{{run_id}}/cancel/", self._cancel)
 
     @property
     def base_url(self) -> str:
@@ -318,7 +347,7 @@ class FakeDagster:
         self.runs: list[dict[str, Any]] = []
         self.batch_reads = 0
         self._lock = threading.Lock()
-        server.on("POST", "/graphql", self._graphql)
+        _mount(server, "FakeDagster", "dagster.graphql")("POST", "/graphql", self._graphql)
 
     @property
     def base_url(self) -> str:
@@ -408,10 +437,11 @@ class FakePrefect:
         self.runs: dict[str, dict[str, Any]] = {}
         self.set_state_bodies: list[Any] = []
         self._lock = threading.Lock()
-        server.on("POST", "/api/deployments/{dep}/create_flow_run", self._create)
-        server.on("GET", "/api/flow_runs/{run_id}", self._get)
-        server.on("POST", "/api/flow_runs/{run_id}/set_state", self._set_state)
-        server.on("POST", "/api/flow_runs/filter", self._filter)
+        on = _mount(server, "FakePrefect", "prefect.json", "/api")
+        on("POST", "/api/deployments/{dep}/create_flow_run", self._create)
+        on("GET", "/api/flow_runs/{run_id}", self._get)
+        on("POST", "/api/flow_runs/{run_id}/set_state", self._set_state)
+        on("POST", "/api/flow_runs/filter", self._filter)
 
     @property
     def api_url(self) -> str:
@@ -482,7 +512,7 @@ class FakePrefect:
                         "reason": f"This run is in terminal state {current}."}})
                 if to == "CANCELLING" and (
                         (current == "SCHEDULED" and not run.get("infrastructure_pid"))
-                        or current == "PAUSED" and run["state"].get("pause_reschedule")):
+                        or (current == "PAUSED" and run["state"].get("pause_reschedule"))):
                     # Prefect's BypassCancellingFlowRunsWithNoInfra: nothing to tear down,
                     # so the run is cancelled at once and the proposal answered REJECT.
                     run["state"] = {"type": "CANCELLED", "name": "Cancelled"}
