@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 import trigrun
-from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
+from tests.helpers.fakes import DEP_1, FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
 from tests.helpers.httpserver import LocalServer, Recorded, Reply
 from trigrun import _engine
 from trigrun._batch import GRID_OFFSET, flush_at, next_start, pause_until
@@ -189,7 +189,7 @@ def test_dagster_30_waits_share_one_batched_request_per_interval(server: LocalSe
 @pytest.mark.integration
 def test_prefect_30_waits_share_one_batched_request_per_interval(server: LocalServer) -> None:
     fake = FakePrefect(server)
-    spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": "dep-1"})
+    spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": DEP_1})
 
     def set_final(i: int, rid: str) -> None:
         fake._scripts[rid] = ["PENDING", "RUNNING", "FAILED" if _final(i) == "failed" else "COMPLETED"]
@@ -286,7 +286,7 @@ def test_a_404_from_the_batch_endpoint_falls_back_to_per_run_polls_for_good(
         server: LocalServer, target: str, caplog: pytest.LogCaptureFixture) -> None:
     if target == "prefect":
         fake: Any = FakePrefect(server, states=["PENDING", "RUNNING", "COMPLETED"])
-        spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": "dep-1"})
+        spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": DEP_1})
         batch_path, method = "/api/flow_runs/filter", "POST"
     else:
         fake = FakeDbtCloud(server, statuses=[1, 3, 10])
@@ -386,7 +386,7 @@ def test_waits_with_different_intervals_share_a_group_and_none_polls_faster(
 def test_a_429_with_retry_after_pauses_the_group_once_with_no_burst_after(
         server: LocalServer, caplog: pytest.LogCaptureFixture) -> None:
     fake = FakePrefect(server, states=["PENDING"] + ["RUNNING"] * 6 + ["COMPLETED"])
-    spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": "dep-1"})
+    spec = _spec({"type": "prefect", "base_url": fake.api_url, "deployment_id": DEP_1})
     n = 100
 
     async def main() -> list[trigrun.RunResult]:

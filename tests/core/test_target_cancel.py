@@ -13,13 +13,22 @@ from typing import Any
 import trigrun
 from tests.helpers.clock import FakeClock
 from tests.helpers.drive import Driver
-from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
+from tests.helpers.fakes import (
+    DEP_1,
+    DEP_A,
+    DEP_B,
+    FLOW_1,
+    FakeAirflow,
+    FakeDagster,
+    FakeDbtCloud,
+    FakePrefect,
+)
 from tests.helpers.httpserver import LocalServer, Reply
 from trigrun._targets import HttpReply, preset_for
 
 SCHEDULED = FakeClock().now()
 
-def prefect_spec(api_url: str, deployment: str = "dep-1", **over: Any) -> trigrun.JobSpec:
+def prefect_spec(api_url: str, deployment: str = DEP_1, **over: Any) -> trigrun.JobSpec:
     return trigrun.JobSpec.model_validate({
         "name": "prefect job",
         "target": {"type": "prefect", "base_url": api_url, "deployment_id": deployment},
@@ -118,20 +127,20 @@ def test_prefect_repeat_is_adopted(server: LocalServer,
 def test_prefect_key_is_per_deployment(server: LocalServer,
                                        make_driver: Callable[..., Driver]) -> None:
     # Two deployments of one flow: Prefect keeps idempotency keys unique per flow.
-    prefect = FakePrefect(server, deployments={"dep-a": "flow-1", "dep-b": "flow-1"})
+    prefect = FakePrefect(server, deployments={DEP_A: FLOW_1, DEP_B: FLOW_1})
     driver = make_driver()
     key = {"idempotency": {"key": "nightly-{{ ds }}"}}
-    a = driver.fire(prefect_spec(prefect.api_url, "dep-a", **key), scheduled_time=SCHEDULED)
-    b = driver.fire(prefect_spec(prefect.api_url, "dep-b", **key), scheduled_time=SCHEDULED)
+    a = driver.fire(prefect_spec(prefect.api_url, DEP_A, **key), scheduled_time=SCHEDULED)
+    b = driver.fire(prefect_spec(prefect.api_url, DEP_B, **key), scheduled_time=SCHEDULED)
     assert a.ok
     assert b.ok
     assert not b.adopted
     assert a.run_id != b.run_id
-    assert {r["deployment_id"] for r in prefect.runs.values()} == {"dep-a", "dep-b"}
+    assert {r["deployment_id"] for r in prefect.runs.values()} == {DEP_A, DEP_B}
     sent = [r.json()["idempotency_key"] for r in server.requests
             if r.path.endswith("/create_flow_run")]
-    assert sent[0].startswith("dep-a:")
-    assert sent[1].startswith("dep-b:")
+    assert sent[0].startswith(f"{DEP_A}:")
+    assert sent[1].startswith(f"{DEP_B}:")
 
 
 # -- the other presets ----------------------------------------------------------------------

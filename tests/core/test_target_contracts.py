@@ -14,7 +14,7 @@ import pytest
 import trigrun
 from tests.helpers.clock import FakeClock
 from tests.helpers.drive import Driver
-from tests.helpers.fakes import FakeAirflow, FakeDagster, FakePrefect
+from tests.helpers.fakes import DEP_1, FakeAirflow, FakeDagster, FakePrefect
 from tests.helpers.httpserver import LocalServer
 from trigrun._loader import validate_job
 from trigrun._targets import preset_for
@@ -58,7 +58,7 @@ def test_dagster_overlap_counts_a_canceling_or_managed_run_as_active(
 def test_prefect_overlap_counts_a_cancelling_run_as_active(
         server: LocalServer, make_driver: Callable[..., Driver]) -> None:
     fake = FakePrefect(server)
-    spec = _job({"type": "prefect", "base_url": fake.api_url, "deployment_id": "dep-1"})
+    spec = _job({"type": "prefect", "base_url": fake.api_url, "deployment_id": DEP_1})
     driver = make_driver()
     first = driver.fire(spec, scheduled_time=SCHEDULED)
     assert first.run_id

@@ -113,7 +113,7 @@ class OpenAPIContract:
 
 def _matches(template: str, path: str) -> bool:
     a, b = template.strip("/").split("/"), path.strip("/").split("/")
-    return len(a) == len(b) and all(x == y or x.startswith("{") for x, y in zip(a, b))
+    return len(a) == len(b) and all(x == y or x.startswith("{") for x, y in zip(a, b, strict=True))
 
 
 def _explain(exc: BaseException) -> str:

@@ -18,15 +18,22 @@ import itertools
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from .contracts import contract, guard
 from .httpserver import Handler, LocalServer, Recorded, Reply
 
-__all__ = ["DedupWebhook", "FakeAirflow", "FakeDagster", "FakeDbtCloud", "FakePrefect",
-           "make_jwt"]
+__all__ = ["DEP_1", "DEP_A", "DEP_B", "FLOW_1", "DedupWebhook", "FakeAirflow", "FakeDagster",
+           "FakeDbtCloud", "FakePrefect", "make_jwt"]
+
+# Prefect's ids are UUIDs (its contract says so).
+DEP_1 = "6f0c1a2e-3b4d-4e5f-8a9b-0c1d2e3f4a51"
+DEP_A = "6f0c1a2e-3b4d-4e5f-8a9b-0c1d2e3f4a5a"
+DEP_B = "6f0c1a2e-3b4d-4e5f-8a9b-0c1d2e3f4a5b"
+FLOW_1 = "9e8d7c6b-5a49-4838-a726-150413021f01"
 
 
 def make_jwt(exp: float, sub: str = "admin", nonce: int = 0) -> str:
@@ -412,6 +419,16 @@ class FakeDagster:
         return Reply(200, json={"errors": [{"message": f"unsupported query: {query[:60]}"}]})
 
 
+_NOW = "2026-03-16T01:00:00Z"
+
+
+def _prefect_state(kind: str, name: str | None = None, message: str | None = None
+                   ) -> dict[str, Any]:
+    """A state as Prefect's State schema has it (an id of its own, a timestamp)."""
+    return {"id": str(uuid.uuid4()), "type": kind, "name": name or kind.title(),
+            "timestamp": _NOW, "message": message, "state_details": {}}
+
+
 class FakePrefect:
     """Prefect 3's REST API under ``/api``: deployments' ``create_flow_run``, ``flow_runs/{id}``,
     ``set_state`` and ``flow_runs/filter``.
@@ -428,7 +445,7 @@ class FakePrefect:
     def __init__(self, server: LocalServer, *, deployments: dict[str, str] | None = None,
                  state: str = "SCHEDULED", states: list[str] | None = None) -> None:
         self.server = server
-        self.deployments = deployments or {"dep-1": "flow-1"}
+        self.deployments = deployments or {DEP_1: FLOW_1}
         self.initial_state = state
         # ``states``: what successive reads of a new run report (GET or batch; the last repeats).
         self.states = states
@@ -452,7 +469,7 @@ class FakePrefect:
         """Set a run's state; a worker that picked the run up gives it an infrastructure pid."""
         with self._lock:
             run = self.runs[run_id]
-            run["state"] = {"type": state_type, "name": state_type.title()}
+            run["state"] = _prefect_state(state_type)
             if infrastructure_pid is not None:
                 run["infrastructure_pid"] = infrastructure_pid
 
@@ -472,10 +489,12 @@ class FakePrefect:
                 for run in self.runs.values():
                     if run["flow_id"] == flow and run["idempotency_key"] == key:
                         return Reply(200, json=dict(run))
-            run_id = f"fr-{len(self.runs) + 1}"
+            run_id = str(uuid.UUID(int=len(self.runs) + 1))
             run = {"id": run_id, "flow_id": flow, "deployment_id": dep,
                    "idempotency_key": key, "infrastructure_pid": None, "parameters": body.get("parameters") or {},
-                   "state": {"type": self.initial_state, "name": self.initial_state.title()}}
+                   "state": _prefect_state(self.initial_state),
+                   "created": _NOW, "updated": _NOW, "name": f"fake-run-{len(self.runs) + 1}",
+                   "tags": body.get("tags") or []}
             self.runs[run_id] = run
             if self.states:
                 self._scripts[run_id] = list(self.states)
@@ -485,7 +504,7 @@ class FakePrefect:
         script = self._scripts.get(run["id"])
         if script:
             kind = script.pop(0) if len(script) > 1 else script[0]
-            run["state"] = {"type": kind, "name": kind.title()}
+            run["state"] = _prefect_state(kind)
         return dict(run)
 
     def _get(self, req: Recorded) -> Reply:
@@ -515,7 +534,7 @@ class FakePrefect:
                         or (current == "PAUSED" and run["state"].get("pause_reschedule"))):
                     # Prefect's BypassCancellingFlowRunsWithNoInfra: nothing to tear down,
                     # so the run is cancelled at once and the proposal answered REJECT.
-                    run["state"] = {"type": "CANCELLED", "name": "Cancelled"}
+                    run["state"] = _prefect_state("CANCELLED")
                     self._scripts.pop(run["id"], None)
                     return Reply(200, json={"status": "REJECT", "state": dict(run["state"]),
                                             "details": {"type": "reject_details", "reason":
@@ -525,7 +544,8 @@ class FakePrefect:
                     return Reply(200, json={"status": "REJECT", "state": dict(run["state"]),
                                             "details": {"type": "reject_details",
                                                         "reason": "already in this state"}})
-            run["state"] = {"type": to, "name": proposed.get("name")}
+            run["state"] = _prefect_state(str(to), proposed.get("name"),
+                                          proposed.get("message"))
             self._scripts.pop(run["id"], None)
             return Reply(201, json={"status": "ACCEPT", "state": dict(run["state"]),
                                     "details": {"type": "accept_details"}})
