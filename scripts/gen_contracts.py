@@ -66,7 +66,7 @@ def subset(specs: list[dict[str, Any]], ops: list[dict[str, tuple[str, ...]]],
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
     version = specs[0]["openapi"]
-    for spec, want in zip(specs, ops):
+    for spec, want in zip(specs, ops, strict=True):
         for path, methods in want.items():
             item = spec["paths"][path]
             paths[path] = {m: item[m] for m in methods}
@@ -106,7 +106,8 @@ def dagster() -> None:
     full = create_schema()
     full = getattr(full, "graphql_schema", full)
     q, m = full.query_type, full.mutation_type
-    assert q is not None and m is not None
+    if q is None or m is None:
+        sys.exit("dagster-graphql has no query or mutation type")
     pruned = GraphQLSchema(
         query=GraphQLObjectType("Query", {f: q.fields[f] for f in DAGSTER_QUERY}),
         mutation=GraphQLObjectType("Mutation", {f: m.fields[f] for f in DAGSTER_MUTATION}))
