@@ -298,7 +298,10 @@ class AirflowTarget(_Connects):
     dag_id: str
     conf: dict[str, Any] = Field(default_factory=dict)
     api_version: Literal["auto", "v1", "v2"] = "auto"
-    logical_date: str | None = Field(None, description="Default: null on v2, omitted on v1.")
+    logical_date: str | None = Field(
+        None, description="Default: null on v2, omitted on v1. Set, the DAG gets one run per "
+        "logical date: a re-run of the same tick after a failed run cannot start "
+        "(docs/idempotency.md).")
     note: str | None = None
     verify: Verify = True
     cert: Cert = None
@@ -338,7 +341,7 @@ class DagsterTarget(_Connects):
     repository_location_name: str = Field(
         min_length=1,
         description="The code location holding the job (Dagster UI: Deployment > Code locations); "
-        "Dagster's launchRun requires it.", examples=["my_project"])
+        "Dagster's launchRun requires it, so it may not be empty.", examples=["my_project"])
     repository_name: str = "__repository__"
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
