@@ -78,7 +78,25 @@ def render() -> str:
             typ = TYPE_OVERRIDES.get((model.__name__, name)) or _type(field.annotation)
             out.append(f"| `{name}` | {typ} | {default} | {desc} |")
         out.append("")
+    out.append(PRESET_REQUESTS)
     return "\n".join(out)
+
+
+# What each short-form target sends, and why (docs/idempotency.md and docs/batching.md say more).
+PRESET_REQUESTS = """## What each preset sends
+
+| target | trigger | before the trigger (exactly once) | status | batched status | cancel |
+|---|---|---|---|---|---|
+| airflow | `POST /api/{v2,v1}/dags/{dag_id}/dagRuns` with `dag_run_id` = the key, `conf`, `note`, `logical_date` (v2: `null` unless set; it is required but nullable there) | none: a repeat is answered `409` and the run `GET .../dagRuns/{dag_run_id}` adopted | `GET .../dagRuns/{dag_run_id}` | the DAG's active runs, `GET .../dagRuns?state=queued&state=running&order_by=id&limit=100&offset=k`, then the ended ones (`end_date_gte`), v1 and v2 alike | state read first, then `PATCH .../dagRuns/{dag_run_id}` `{"state": "failed"}` |
+| dbt_cloud | `POST /api/v2/accounts/{a}/jobs/{j}/run/` with `cause` ending ` [key]` (255 characters at most; the key is never cut) and `steps_override` | `GET /api/v2/accounts/{a}/runs/?job_definition_id={j}&order_by=-id&limit=20&include_related=["trigger"]`: a run lists its `trigger` (and so its `cause`) only when asked | `GET /api/v2/accounts/{a}/runs/{id}/` | the job's active runs (`status__in=[1,2,3]`, paged), then the ended ones by id (`pk__in=[...]`, one request per 100) | state read first, then `POST .../runs/{id}/cancel/` |
+| prefect | `POST /api/deployments/{id}/create_flow_run` with `parameters` and `idempotency_key` = `<deployment id>:<key>` (Prefect keeps keys unique per flow) | none: Prefect answers 200 with the existing run | `GET /api/flow_runs/{id}` | `POST /api/flow_runs/filter` `{"flow_runs": {"id": {"any_": [...]}}, "limit": n}` | `POST /api/flow_runs/{id}/set_state` `CANCELLING`, never `force`; `ACCEPT`, or `REJECT` leaving the run `CANCELLED`/`CANCELLING`, is a cancel |
+| dagster | GraphQL `launchRun` with the selector (`repositoryLocationName` required, never empty), `runConfigData` and the tag `trigrun/idempotency_key` | `runsOrError(filter: {tags: [key tag]})` | `runOrError` | `runsOrError(filter: {runIds: [...]}, limit: n)` | `terminateRun`; `TerminateRunSuccess` is a cancel |
+| webhook | the request as written, plus `Idempotency-Key` | none: a replay is adopted; a `409` naming no run is retried (the Idempotency-Key draft: still being processed) | `wait.status_url` | `wait.batch_status_url` | `wait.cancel_url`, after reading the status |
+
+Airflow, Dagster and Prefect are run for real in the test suite; dbt Cloud cannot run here,
+and what trigrun sends it is proven against a fake that validates every request against a
+description of dbt Cloud's published API v2 (`tests/contracts/dbt_cloud.yaml`).
+"""
 
 
 def main() -> int:

@@ -11,6 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+scripts/prefect-venv.sh  # the live Prefect tests run a pinned Prefect from a venv of its own
 export PATH="$PWD/.venv/bin:$PATH"
 echo "== ruff" >&2
 ruff check src tests example_dags example_dagster benchmarks demo scripts

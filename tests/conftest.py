@@ -58,7 +58,7 @@ __all__ = ["airflow_db", "airflow_server"]
 # Session fixtures that start a live server, in the order their groups are handed out (the
 # longest first): the test files using one share one xdist worker, so it starts once. A file
 # using both goes with the first.
-LIVE_SERVER_FIXTURES = ("airflow_server", "dagster_server")
+LIVE_SERVER_FIXTURES = ("airflow_server", "dagster_server", "prefect_server")
 
 
 @pytest.fixture(scope="session")
@@ -155,3 +155,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
         where = _report.Report.merged(_worker_reports, len(SCENARIOS) * len(PATHS)).write()
         print(f"\nreliability tables written to {where}")
+
+
+@pytest.fixture(autouse=True)
+def _target_contracts() -> object:
+    """Fails a test in which a fake target saw a request (or made a reply) that breaks the
+    target's contract (tests/helpers/contracts.py). Imported late: a test without fakes
+    needs no contract library."""
+    yield
+    import sys
+
+    contracts = sys.modules.get("tests.helpers.contracts")
+    found = contracts.drain() if contracts is not None else []
+    assert not found, "contract violations:\n" + "\n".join(found)

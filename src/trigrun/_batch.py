@@ -228,14 +228,20 @@ class PollGroup:
 
     async def _ended(self, leader: JobFlows, ids: list[str],
                      by_id: dict[str, list[_Member]], stamp: float | None) -> None:
-        """Runs that left the active listing, from the listing of runs that ended since the
-        last complete one began (less a margin for the target's clock). Found runs are
-        settled; the rest stay."""
-        if self._listed_wall is None or len(by_id) < 2:
-            return
-        since = datetime.fromtimestamp(self._listed_wall - ENDED_MARGIN, timezone.utc)
-        pages = await self._read_listing(
-            leader, ids, by_id, lambda offset: leader.preset.batch_ended_page(since, offset))
+        """Runs that left the active listing: read by id where the target can (one request per
+        page), else from the listing of runs that ended since the last complete one began
+        (less a margin for the target's clock). Found runs are settled; the rest stay."""
+        by_ids = leader.preset.batch_ended_calls(list(by_id)) if len(by_id) > 1 else None
+        if by_ids is not None:  # the target reads runs by id: no listing since a time needed
+            self.batches += len(by_ids)
+            pages: list[Any] = list(await asyncio.gather(
+                *(self._run(leader.poll_batch(ids, c)) for c in by_ids)))
+        else:
+            if self._listed_wall is None or len(by_id) < 2:
+                return
+            since = datetime.fromtimestamp(self._listed_wall - ENDED_MARGIN, timezone.utc)
+            pages = await self._read_listing(
+                leader, ids, by_id, lambda offset: leader.preset.batch_ended_page(since, offset))
         for page in pages:
             if isinstance(page, BatchPage):
                 for rid, status in page.found.items():

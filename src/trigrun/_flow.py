@@ -572,6 +572,7 @@ class JobFlows:
                     return result(True, ref=found, adopted=True,
                                   reason="idempotency: this fire already started a run")
             delay_before = 0.0
+            pending_before = False  # an earlier attempt got "still being processed"
             for number in range(1, spec.retry_policy.max_attempts + 1):
                 t0 = st.monotonic()
                 outcome: Outcome = yield from self.send(call)
@@ -589,13 +590,18 @@ class JobFlows:
                         return result(False, reply, error=st.redactor.text(
                             f"job {spec.name!r}: the trigger request to {self._safe_url(call.url)} got "
                             f"HTTP {reply.status_code}, but {_unreadable(reply, exc)}"))
-                    if key is not None and preset.is_replay(reply):
+                    if key is not None and (preset.is_replay(reply) or pending_before):
+                        # A 2xx after "still being processed" is the earlier request's answer.
                         st.emit("adopt", spec.name, "the target replayed an earlier answer "
                                 "for this idempotency key")
                         return result(True, reply, ref, adopted=True, reason="idempotency: "
                                       "the target replayed its answer to an earlier request")
                     return result(True, reply, ref)
-                if reply is not None and key is not None and preset.is_conflict(reply):
+                pending = (reply is not None and key is not None and preset.is_conflict(reply)
+                           and preset.conflict_pending(reply))
+                pending_before = pending_before or pending
+                if reply is not None and key is not None and preset.is_conflict(reply) \
+                        and not pending:
                     if preset.adopt_call(key) is None:
                         ref = preset.parse_conflict(reply)
                         st.emit("adopt", spec.name, f"HTTP {reply.status_code}: this fire was "
@@ -613,7 +619,16 @@ class JobFlows:
                     spec.retry_policy, attempt=number,
                     status_code=reply.status_code if reply else None,
                     network_error=reply is None, retry_after=retry_after,
-                    elapsed=st.monotonic() - started, random_value=st.random())
+                    elapsed=st.monotonic() - started, random_value=st.random(),
+                    retryable=True if pending else None)
+                if pending and delay is None and not preset.conflict_needs_run():
+                    # The target holds a request with this key; the job tracks no run.
+                    assert reply is not None
+                    st.emit("adopt", spec.name, f"HTTP {reply.status_code}: this fire was "
+                            "already received")
+                    return result(True, reply, None, adopted=True, reason="idempotency: the "
+                                  "target already received this fire (it answered "
+                                  f"{reply.status_code} to every attempt)")
                 if outcome.permanent:
                     delay, why = None, outcome.hint or CERT_HINT
                 elif delay is not None and reply is None and key is None and not outcome.unsent:
@@ -628,6 +643,14 @@ class JobFlows:
                            f"failed: {what}; {why}")
                     if reply is not None and 300 <= reply.status_code < 400:
                         err += "; " + _redirect_hint(spec, reply, outcome.note, self._safe_url)
+                    if pending:
+                        err += ("; the target answered that a request with this idempotency "
+                                "key is still being processed and no reply named its run: "
+                                "check the target for the run before firing again")
+                    elif reply is not None and key is not None and preset.is_conflict(reply):
+                        hint = preset.conflict_hint(reply)
+                        if hint:
+                            err += "; " + hint
                     return result(False, reply, error=st.redactor.text(err))
                 st.emit("retry", spec.name, f"retrying in {delay:.1f}s after {what}",
                         delay_seconds=delay)

@@ -368,7 +368,10 @@ class AirflowTarget(_Connects):
     dag_id: str
     conf: dict[str, Any] = Field(default_factory=dict)
     api_version: Literal["auto", "v1", "v2"] = "auto"
-    logical_date: str | None = Field(None, description="Default: null on v2, omitted on v1.")
+    logical_date: str | None = Field(
+        None, description="Default: null on v2, omitted on v1. Set, the DAG gets one run per "
+        "logical date: a re-run of the same tick after a failed run cannot start "
+        "(docs/idempotency.md).")
     note: str | None = None
     verify: Verify = True
     cert: Cert = None
@@ -406,8 +409,9 @@ class DagsterTarget(_Connects):
     base_url: str = Field(description="The webserver root; GraphQL is at `{base_url}/graphql`.")
     job_name: str
     repository_location_name: str = Field(
+        min_length=1,
         description="The code location holding the job (Dagster UI: Deployment > Code locations); "
-        "Dagster's launchRun requires it.", examples=["my_project"])
+        "Dagster's launchRun requires it, so it may not be empty.", examples=["my_project"])
     repository_name: str = "__repository__"
     run_config: dict[str, Any] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
@@ -464,8 +468,9 @@ def target_from_url(name: str, url: str, body: Any) -> Any:
     if name == "prefect" and (m := _PREFECT_URL.match(path_url)):
         return PrefectTarget(type="prefect", base_url=m["base"], deployment_id=m["dep"])
     if name == "dagster" and (m := _DAGSTER_URL.match(path_url)):
-        return DagsterTarget(type="dagster", base_url=m["base"], job_name="",
-                             repository_location_name="")
+        # The raw body carries its own selector; the short form's fields stay unset here.
+        return DagsterTarget.model_construct(type="dagster", base_url=m["base"], job_name="",
+                                             repository_location_name="")
     return None
 
 

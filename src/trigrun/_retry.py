@@ -51,9 +51,14 @@ def next_delay(
     retry_after: float | None,
     elapsed: float,
     random_value: float,
+    retryable: bool | None = None,
 ) -> tuple[float | None, str]:
-    """After attempt ``attempt`` failed: the delay before the next one, or None and why not."""
-    if not is_retryable(policy, status_code, network_error):
+    """After attempt ``attempt`` failed: the delay before the next one, or None and why not.
+    ``retryable`` overrides the policy's lists (an idempotency 409 that says "still being
+    processed" is retried whatever ``retry_on_statuses`` holds)."""
+    if retryable is None:
+        retryable = is_retryable(policy, status_code, network_error)
+    if not retryable:
         what = "network error" if network_error else f"status {status_code}"
         return None, f"{what} is not retried by retry_policy"
     if attempt >= policy.max_attempts:

@@ -46,7 +46,8 @@ def dbt_raw(server: LocalServer, timeout: float = 5) -> trigrun.JobSpec:
 
 
 def dagster_raw(server: LocalServer, timeout: float = 5) -> trigrun.JobSpec:
-    params = {"selector": {"repositoryName": "__repository__", "jobName": "etl"},
+    params = {"selector": {"repositoryName": "__repository__", "jobName": "etl",
+                           "repositoryLocationName": "loc"},
               "runConfigData": {}, "executionMetadata": {"tags": []}}
     return spec({"request": {"url": f"{server.url}/graphql", "timeout_seconds": timeout,
                              "body": {"query": LAUNCH,
@@ -98,7 +99,7 @@ def test_airflow_raw_body_with_its_own_run_id_adopts_that_run(
     assert second.run_id == "nightly_2026-03-16"
 
 
-@pytest.mark.parametrize("mode", ["409", "replay"])
+@pytest.mark.parametrize("mode", ["409", "409-run", "replay"])
 def test_webhook_dedup_on_idempotency_key(server: LocalServer, mode: str,
                                           make_driver: Callable[..., Driver]) -> None:
     hook = DedupWebhook(server, mode=mode)
@@ -110,11 +111,15 @@ def test_webhook_dedup_on_idempotency_key(server: LocalServer, mode: str,
     assert not first.adopted
     assert first.run_id == "hook-run-1"
     assert second.ok
-    assert second.adopted
-    assert second.reason is not None
-    assert "idempotency" in second.reason
-    if mode == "replay":
-        assert second.run_id == "hook-run-1"
+    assert second.run_id == "hook-run-1"
+    if mode == "409":
+        # The first request completed: the draft's server answers a repeat with the first
+        # response again (no marker), which names the run.
+        assert [a.status_code for a in second.attempts] == [200]
+    else:
+        assert second.adopted
+        assert second.reason is not None
+        assert "idempotency" in second.reason
     keys = [r.headers["idempotency-key"] for r in server.requests]
     assert keys == [first.idempotency_key] * 2
 
@@ -176,6 +181,9 @@ def test_timeout_then_lookup_adopts_dbt_run(server: LocalServer, clock: FakeCloc
     assert f"[{result.idempotency_key}]" in fake.runs[0]["trigger"]["cause"]
     methods = [(r.method, r.path.rsplit("/", 2)[-2]) for r in server.requests]
     assert methods == [("GET", "runs"), ("POST", "run"), ("GET", "runs")]
+    # The lookups ask for the runs' trigger (where the cause is): dbt Cloud lists it only then.
+    lookups = [r for r in server.requests if r.method == "GET"]
+    assert all(r.query["include_related"] == ['["trigger"]'] for r in lookups)
 
 
 def test_dbt_second_fire_adopts_by_lookup(server: LocalServer,
@@ -224,12 +232,52 @@ def test_timeout_then_409_adopts_airflow_run(server: LocalServer,
     assert result.run_id == next(iter(fake.runs))[1]
 
 
-def test_timeout_then_409_adopts_webhook_run(server: LocalServer,
-                                             make_driver: Callable[..., Driver]) -> None:
-    hook = DedupWebhook(server, trigger_delay=LATE)
+def test_timeout_then_409_is_retried_until_the_webhook_names_its_run(
+        server: LocalServer, make_driver: Callable[..., Driver]) -> None:
+    # The draft's 409 means "a request with this key is still being processed: retry". It
+    # is retried under the retry policy (here honouring Retry-After: 1) and the reply that
+    # names the run, once the first request completed, is adopted and waited on.
+    hook = DedupWebhook(server, trigger_delay=LATE, retry_after=1)
+    job = spec({"request": {"url": hook.url, "timeout_seconds": TIMEOUT},
+                "retry_policy": {"max_attempts": 5, "initial_backoff_seconds": 0.05,
+                                 "jitter": 0},
+                "wait": {"run_id_path": "run_id", "status_url": hook.url + "/runs/{run_id}",
+                         "status_path": "status", "poll_interval_seconds": 0.1}})
+    driver = make_driver(clock=None)  # real time: the server's answer comes LATE
+    result = driver.fire(job, scheduled_time=SCHEDULED)
+    assert hook.started == 1
+    assert hook.conflicts == 1
+    assert result.ok, result.error
+    assert result.adopted
+    assert result.run_id == "hook-run-1"
+    assert [a.status_code for a in result.attempts] == [None, 409, 200]
+    assert result.attempts[2].delay_before_ms >= 1000  # the 409's Retry-After
+    run = driver.wait(job, result.run_id)
+    assert run.state is trigrun.RunState.SUCCESS
+
+
+def test_a_409_that_names_no_run_on_every_attempt_fails_a_job_that_tracks_runs(
+        server: LocalServer, clock: FakeClock, make_driver: Callable[..., Driver]) -> None:
+    hook = DedupWebhook(server, trigger_delay=3)
+    job = spec({"request": {"url": hook.url, "timeout_seconds": TIMEOUT},
+                "wait": {"run_id_path": "run_id", "status_url": hook.url + "/runs/{run_id}",
+                         "status_path": "status"}})
+    result = make_driver().fire(job, scheduled_time=SCHEDULED)
+    assert hook.started == 1
+    assert not result.ok
+    assert [a.status_code for a in result.attempts] == [None, 409, 409]
+    assert result.error is not None
+    assert "still being processed" in result.error
+    assert "gave up after 3 attempt(s)" in result.error
+
+
+def test_a_409_that_names_no_run_on_every_attempt_is_received_for_a_job_without_runs(
+        server: LocalServer, clock: FakeClock, make_driver: Callable[..., Driver]) -> None:
+    hook = DedupWebhook(server, trigger_delay=3)
     job = spec({"request": {"url": hook.url, "timeout_seconds": TIMEOUT}})
     result = make_driver().fire(job, scheduled_time=SCHEDULED)
     assert hook.started == 1
     assert result.ok
     assert result.adopted
-    assert [a.status_code for a in result.attempts] == [None, 409]
+    assert result.run_id is None
+    assert [a.status_code for a in result.attempts] == [None, 409, 409]

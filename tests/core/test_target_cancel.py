@@ -13,13 +13,22 @@ from typing import Any
 import trigrun
 from tests.helpers.clock import FakeClock
 from tests.helpers.drive import Driver
-from tests.helpers.fakes import FakeAirflow, FakeDagster, FakeDbtCloud, FakePrefect
+from tests.helpers.fakes import (
+    DEP_1,
+    DEP_A,
+    DEP_B,
+    FLOW_1,
+    FakeAirflow,
+    FakeDagster,
+    FakeDbtCloud,
+    FakePrefect,
+)
 from tests.helpers.httpserver import LocalServer, Reply
 from trigrun._targets import HttpReply, preset_for
 
 SCHEDULED = FakeClock().now()
 
-def prefect_spec(api_url: str, deployment: str = "dep-1", **over: Any) -> trigrun.JobSpec:
+def prefect_spec(api_url: str, deployment: str = DEP_1, **over: Any) -> trigrun.JobSpec:
     return trigrun.JobSpec.model_validate({
         "name": "prefect job",
         "target": {"type": "prefect", "base_url": api_url, "deployment_id": deployment},
@@ -64,16 +73,39 @@ def test_prefect_cancel_counts_only_an_accept(server: LocalServer,
     going = driver.fire(spec, scheduled_time=SCHEDULED.replace(hour=SCHEDULED.hour - 1))
     assert going.run_id
     assert going.run_id != ended.run_id
-    prefect.set_run_state(going.run_id, "RUNNING")
+    prefect.set_run_state(going.run_id, "RUNNING", infrastructure_pid="worker:1")
     assert driver.cancel(spec, going.run_id) is True
     assert prefect.state_of(going.run_id) == "CANCELLING"
+    # Cancelled again while CANCELLING: Prefect answers REJECT with the run still CANCELLING,
+    # the cancel already under way.
+    assert driver.cancel(spec, going.run_id) is True
+
+
+def test_prefect_cancel_of_a_scheduled_run_no_worker_holds_is_a_success(
+        server: LocalServer, make_driver: Callable[..., Driver]) -> None:
+    # Prefect cancels a run no worker picked up straight to CANCELLED and answers REJECT.
+    prefect = FakePrefect(server)
+    driver = make_driver()
+    spec = prefect_spec(prefect.api_url)
+    fired = driver.fire(spec, scheduled_time=SCHEDULED)
+    assert fired.run_id
+    assert prefect.state_of(fired.run_id) == "SCHEDULED"
+    assert driver.cancel(spec, fired.run_id) is True
+    assert prefect.state_of(fired.run_id) == "CANCELLED"
 
 
 def test_prefect_cancel_accepted_reads_the_orchestration_status() -> None:
     preset = preset_for(prefect_spec("http://prefect.test/api"))
     assert preset.cancel_accepted(reply(201, {"status": "ACCEPT", "state": {}}))
+    for kind in ("CANCELLED", "CANCELLING"):
+        assert preset.cancel_accepted(reply(200, {"status": "REJECT", "state": {"type": kind}}))
+    # Refusals: ABORT (an ended run), WAIT, a REJECT that leaves the run in another state.
     for status in ("REJECT", "ABORT", "WAIT"):
         assert not preset.cancel_accepted(reply(200, {"status": status, "state": None}))
+    assert not preset.cancel_accepted(reply(200, {"status": "REJECT",
+                                                  "state": {"type": "COMPLETED"}}))
+    assert not preset.cancel_accepted(reply(200, {"status": "ABORT",
+                                                  "state": {"type": "CANCELLED"}}))
     assert not preset.cancel_accepted(reply(200, {}))
 
 
@@ -95,20 +127,20 @@ def test_prefect_repeat_is_adopted(server: LocalServer,
 def test_prefect_key_is_per_deployment(server: LocalServer,
                                        make_driver: Callable[..., Driver]) -> None:
     # Two deployments of one flow: Prefect keeps idempotency keys unique per flow.
-    prefect = FakePrefect(server, deployments={"dep-a": "flow-1", "dep-b": "flow-1"})
+    prefect = FakePrefect(server, deployments={DEP_A: FLOW_1, DEP_B: FLOW_1})
     driver = make_driver()
     key = {"idempotency": {"key": "nightly-{{ ds }}"}}
-    a = driver.fire(prefect_spec(prefect.api_url, "dep-a", **key), scheduled_time=SCHEDULED)
-    b = driver.fire(prefect_spec(prefect.api_url, "dep-b", **key), scheduled_time=SCHEDULED)
+    a = driver.fire(prefect_spec(prefect.api_url, DEP_A, **key), scheduled_time=SCHEDULED)
+    b = driver.fire(prefect_spec(prefect.api_url, DEP_B, **key), scheduled_time=SCHEDULED)
     assert a.ok
     assert b.ok
     assert not b.adopted
     assert a.run_id != b.run_id
-    assert {r["deployment_id"] for r in prefect.runs.values()} == {"dep-a", "dep-b"}
+    assert {r["deployment_id"] for r in prefect.runs.values()} == {DEP_A, DEP_B}
     sent = [r.json()["idempotency_key"] for r in server.requests
             if r.path.endswith("/create_flow_run")]
-    assert sent[0].startswith("dep-a:")
-    assert sent[1].startswith("dep-b:")
+    assert sent[0].startswith(f"{DEP_A}:")
+    assert sent[1].startswith(f"{DEP_B}:")
 
 
 # -- the other presets ----------------------------------------------------------------------

@@ -150,6 +150,22 @@ class Preset:
         (Stripe-style ``Idempotent-Replayed: true``): this fire already happened."""
         return reply.headers.get("idempotent-replayed", "").strip().lower() == "true"
 
+    def conflict_pending(self, reply: HttpReply) -> bool:
+        """The conflict says a request with this key is still being processed and names no
+        run (the Idempotency-Key draft's 409): retried under the retry policy (backoff,
+        ``Retry-After``) instead of adopted, until a reply names the run."""
+        return False
+
+    def conflict_needs_run(self) -> bool:
+        """Whether a fire must end with a run id (the job tracks its run): when the retries
+        of a pending conflict run out, such a fire fails; otherwise "already received" is
+        its answer."""
+        return False
+
+    def conflict_hint(self, reply: HttpReply) -> str | None:
+        """Why a conflict could not be adopted and what to do, for the error message."""
+        return None
+
     def adopt_call(self, key: str) -> HttpCall | None:
         """How to read the run a conflict refers to; None: the conflict reply is all we get."""
         return None
@@ -222,6 +238,12 @@ class Preset:
         """The page at ``offset`` of the scope's runs that ended at or after ``since``, for a
         listing: the runs that left the active listing are read from it, not one by one.
         None: the target cannot list them."""
+        return None
+
+    def batch_ended_calls(self, run_ids: list[str]) -> list[HttpCall] | None:
+        """The requests (one per page) that read the given runs by id, for a listing whose
+        target can filter by id: the runs that left the active listing are read from them.
+        None: not possible (``batch_ended_page`` is used instead, when the target has it)."""
         return None
 
     def batch_total(self, reply: HttpReply) -> int | None:

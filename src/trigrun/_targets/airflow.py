@@ -103,6 +103,23 @@ class AirflowPreset(Preset):
         given = body.get("dag_run_id") if isinstance(body, dict) else None
         return self.status_call(str(given) if given else dag_run_id(key))
 
+    def conflict_hint(self, reply: HttpReply) -> str | None:
+        # Airflow answers 409 for a duplicate dag_run_id and also for a duplicate logical
+        # date. When the run the key names does not exist, it was the logical date: every
+        # fire of a job with a fixed target.logical_date collides with the first one, a
+        # re-run's new key (``...__rerunN``) included.
+        body = self.spec.request.body if self.spec.request is not None else None
+        fixed = body.get("logical_date") if isinstance(body, dict) and "logical_date" in body \
+            else self.target.logical_date
+        if fixed is None:
+            return None
+        return (f"Airflow has no DAG run with this fire's dag_run_id, so the 409 is about the "
+                f"logical_date {fixed!r} another run of DAG {self.target.dag_id!r} already "
+                "has. A job with a fixed target.logical_date starts one run per logical date: "
+                "a new run for the same tick (a re-run after a failed run) cannot start. "
+                "Leave target.logical_date unset (runs may then share a time), or clear the "
+                "existing DAG run in Airflow to re-run it")
+
     def status_call(self, run_id: str) -> HttpCall:
         return HttpCall("GET", f"{self._runs_url()}/{quote(run_id, safe='')}", self._headers(),
                         purpose="status")
@@ -112,11 +129,11 @@ class AirflowPreset(Preset):
         return _status(data.get("state") if isinstance(data, dict) else None)
 
     def batch_key(self) -> Any:
-        # Airflow 3's list of a DAG's runs cannot be filtered by run id (no ``run_id`` IN
-        # filter in 3.3), so the batch is the DAG's active runs: a run that ended is absent
-        # and read on its own once, which is the read that reports its end. Airflow 2's
-        # /api/v1 polls per run.
-        return ("airflow", self._runs_url()) if self.version == "v2" else None
+        # The list of a DAG's runs cannot be filtered by run id (no ``run_id`` IN filter in
+        # Airflow 3.3's v2 or 2.x's v1), so the batch is the DAG's active runs, and the runs
+        # that ended are read from the list filtered by end_date_gte. REST v1 (Airflow 2)
+        # has the same state, order_by, limit/offset, end_date_gte and total_entries as v2.
+        return ("airflow", self._runs_url())
 
     def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
         return [self.batch_page(offset) for offset in range(0, len(run_ids), BATCH_SIZE)]
@@ -131,7 +148,7 @@ class AirflowPreset(Preset):
                         f"&limit={BATCH_SIZE}&offset={offset}", self._headers(), purpose="status")
 
     def batch_ended_page(self, since: datetime, offset: int) -> HttpCall | None:
-        # Every state, ended at or after `since` (the list's end_date_gte filter, Airflow 3).
+        # Every state, ended at or after `since` (the list's end_date_gte filter, v1 and v2).
         iso = since.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         return HttpCall("GET", f"{self._runs_url()}?end_date_gte={iso}&order_by=id"
                         f"&limit={BATCH_SIZE}&offset={offset}", self._headers(), purpose="status")

@@ -27,9 +27,11 @@ STATES = {
     "FAILURE": RunState.FAILED,
     "CANCELED": RunState.CANCELLED,
 }
-# SUSPENDED is left out of this filter: a Dagster server older than 1.13 rejects the whole
-# query for a RunStatus value it does not know, which would break overlap checks there.
-ACTIVE = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
+# "Active" means not ended, the same for every preset (docs/idempotency.md): every status
+# but SUCCESS, FAILURE and CANCELED, CANCELING and MANAGED included. SUSPENDED is the one left
+# out of this filter: a Dagster server older than 1.13 rejects the whole query for a
+# RunStatus value it does not know, which would break overlap checks there.
+ACTIVE = ["QUEUED", "NOT_STARTED", "MANAGED", "STARTING", "STARTED", "CANCELING"]
 
 LAUNCH = """mutation TrigrunLaunch($executionParams: ExecutionParams!) {
   launchRun(executionParams: $executionParams) {

@@ -6,6 +6,7 @@ job's recent runs are searched for it before triggering (and before each retry).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from urllib.parse import quote
 
@@ -75,22 +76,29 @@ class DbtCloudPreset(Preset):
         return self._ref(data.get("data") if isinstance(data, dict) else None)
 
     def _runs_query(self, statuses: tuple[int, ...] | None = None, *, limit: int = 20,
-                    order: str = "-id") -> str:
+                    order: str = "-id", related: str | None = None) -> str:
         q = (f"{self._account}/runs/?job_definition_id={quote(str(self.target.job_id), safe='')}"
              f"&order_by={order}&limit={limit}")
         if statuses:
-            q += "&status__in=" + quote(str(list(statuses)).replace(" ", ""), safe="")
+            q += "&status__in=" + _json_list(statuses)
+        if related:
+            q += "&include_related=" + _json_list((related,))
         return q
 
     def lookup_call(self, key: str) -> HttpCall | None:
-        return HttpCall("GET", self._runs_query(), self._headers(), purpose="lookup")
+        # A listed run carries its ``trigger`` (where the cause is) only when the request asks
+        # for it with include_related; without it a run has just ``trigger_id``.
+        return HttpCall("GET", self._runs_query(related="trigger"), self._headers(),
+                        purpose="lookup")
 
     def parse_lookup(self, reply: HttpReply, key: str) -> RunRef | None:
         data = reply.json()
-        for run in (data.get("data") or []) if isinstance(data, dict) else []:
-            trigger = run.get("trigger") or {}
-            cause = str(trigger.get("cause") or run.get("cause") or "")
-            if f"[{key}]" in cause:
+        runs = data.get("data") if isinstance(data, dict) else None
+        for run in runs if isinstance(runs, list) else []:
+            # Only the contract's field: the run's trigger.cause (a run has no cause of its own).
+            trigger = run.get("trigger") if isinstance(run, dict) else None
+            cause = trigger.get("cause") if isinstance(trigger, dict) else None
+            if isinstance(cause, str) and cause.endswith(f"[{key}]"):
                 return self._ref(run)
         return None
 
@@ -103,9 +111,8 @@ class DbtCloudPreset(Preset):
         return _status(data.get("data") if isinstance(data, dict) else None)
 
     def batch_key(self) -> Any:
-        # The runs list filters by job and status, not by run id: the batch is the job's
-        # active runs, and a run that ended is absent and read on its own once (the read
-        # that reports its end, with its status message).
+        # The batch is the job's active runs (filtered by job and status); the runs that
+        # ended are absent from it and read by id (``pk__in``, batch_ended_calls).
         return ("dbt_cloud", self._account, str(self.target.job_id))
 
     def batch_calls(self, run_ids: list[str]) -> list[HttpCall]:
@@ -118,6 +125,18 @@ class DbtCloudPreset(Preset):
     def batch_page(self, offset: int) -> HttpCall:
         return HttpCall("GET", f"{self._runs_query(ACTIVE, limit=BATCH_SIZE, order='id')}"
                         f"&offset={offset}", self._headers(), purpose="status")
+
+    def batch_ended_calls(self, run_ids: list[str]) -> list[HttpCall] | None:
+        # The runs list filters by id (``pk__in``): the runs that left the active listing
+        # are read by id, one request per page, not one by one.
+        calls = []
+        for i in range(0, len(run_ids), BATCH_SIZE):
+            page = run_ids[i:i + BATCH_SIZE]
+            ids = [int(r) if r.isdigit() else r for r in page]
+            calls.append(HttpCall(
+                "GET", f"{self._account}/runs/?pk__in={_json_list(ids)}&order_by=id"
+                f"&limit={len(page)}", self._headers(), purpose="status"))
+        return calls
 
     def batch_total(self, reply: HttpReply) -> int | None:
         # dbt Cloud's list replies carry {"extra": {"pagination": {"total_count": n}}}.
@@ -164,6 +183,12 @@ class DbtCloudPreset(Preset):
     def run_url(self, run_id: str) -> str | None:
         base = self.target.base_url.rstrip("/")
         return f"{base}/deploy/{self.target.account_id}/projects/-/runs/{run_id}/"
+
+
+def _json_list(values: tuple[Any, ...] | list[Any]) -> str:
+    """A list query parameter as dbt Cloud's v2 API takes it: one JSON array, URL-encoded
+    (``status__in=[1,2,3]``, ``include_related=["trigger"]``, ``pk__in=[7,8]``)."""
+    return quote(json.dumps(list(values), separators=(",", ":")), safe="")
 
 
 def _status(run: Any) -> RunStatus:

@@ -26,6 +26,8 @@ STATES = {
 BATCH_SIZE = 100
 # Flow run names are free text; kept short enough to read in the runs list.
 NAME_MAX = 200
+# "Active" means not ended, the same for every preset (docs/idempotency.md): every state type
+# but the terminal ones.
 ACTIVE = ["SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"]
 
 
@@ -117,10 +119,20 @@ class PrefectPreset(Preset):
                         self._headers(), json=body, purpose="cancel")
 
     def cancel_accepted(self, reply: HttpReply) -> bool:
-        # set_state answers {"status": "ACCEPT" | "REJECT" | "ABORT" | "WAIT", ...}; only
-        # ACCEPT moved the run to CANCELLING.
+        # set_state answers {"status": "ACCEPT" | "REJECT" | "ABORT" | "WAIT", "state": ...}.
+        # ACCEPT moved the run to CANCELLING. REJECT carries the state the run is in instead:
+        # Prefect cancels a run no worker holds (SCHEDULED, PENDING without infrastructure,
+        # PAUSED) straight to CANCELLED, and a run already CANCELLING stays so; both are a
+        # cancel carried out. ABORT (an ended run), WAIT, or a REJECT that leaves the run in
+        # any other state (e.g. COMPLETED) is a refusal.
         data = reply.json()
-        return reply.ok and isinstance(data, dict) and data.get("status") == "ACCEPT"
+        if not reply.ok or not isinstance(data, dict):
+            return False
+        if data.get("status") == "ACCEPT":
+            return True
+        state = data.get("state")
+        kind = state.get("type") if isinstance(state, dict) else None
+        return data.get("status") == "REJECT" and kind in ("CANCELLED", "CANCELLING")
 
     def active_call(self) -> HttpCall | None:
         body = {"deployments": {"id": {"any_": [self.target.deployment_id]}},

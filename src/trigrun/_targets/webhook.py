@@ -42,9 +42,17 @@ class WebhookPreset(Preset):
         return RunRef(str(run_id), str(run_url) if run_url else None)
 
     def is_conflict(self, reply: HttpReply) -> bool:
-        # The Idempotency-Key draft (IETF httpapi): 409 means a request with this key was
-        # already received. Only asked when the key was sent.
+        # The Idempotency-Key draft (IETF httpapi): 409 means a request with this key is
+        # still being processed. Only asked when the key was sent.
         return reply.status_code == 409
+
+    def conflict_pending(self, reply: HttpReply) -> bool:
+        # A 409 is "still being processed: retry", not "done": only a reply that names the
+        # run (a replay, or a 409 body that carries it at wait.run_id_path) is adopted.
+        return reply.status_code == 409 and self.parse_conflict(reply) is None
+
+    def conflict_needs_run(self) -> bool:
+        return bool(self.spec.wait.run_id_path)
 
     def parse_conflict(self, reply: HttpReply) -> RunRef | None:
         try:
