@@ -178,7 +178,7 @@ def _capacity(args: argparse.Namespace, seen: dict[str, list[float]],
             "gc_steady_s": sum(d for _, d, _ in in_steady),
             "gc_steady_max_pause_ms": max((d for _, d, _ in in_steady), default=0.0) * 1000,
             "gc_collections": counts, "gc_threshold0": gc.get_threshold()[0],
-            "gc_steady_gen0": sum(1 for _, _, g in in_steady if g == 0)}
+            "gc_steady_gen0": len(in_steady)}
 
 
 def main() -> None:

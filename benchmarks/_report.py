@@ -166,6 +166,8 @@ def render(results: dict[str, Any]) -> str:
         _poll(add, s["poll"])
     if "batch" in s:
         _batch(add, s["batch"])
+    if "capacity" in s:
+        _capacity(add, s["capacity"])
     if "fire" in s:
         _fire(add, s["fire"])
     if "parse" in s:
@@ -216,6 +218,57 @@ def _batch(add: Any, batch: dict[str, Any]) -> None:
             f"({_f(r['cpu_per_run_interval_us'], 1, ' us')}) | {_f(r['rss_per_wait_kb'], 1, ' KiB')} "
             f"| {_f(r['late_p50_ms'], 1)} / {_f(r['late_p99_ms'], 1)} ms | "
             f"{r['ok']:,}/{r['n']:,} | {r['wall_s']:.1f} s |")
+    add("")
+
+
+def _capacity(add: Any, cap: dict[str, Any]) -> None:
+    add("## Capacity: up to 50,000 waits in one process")
+    add("")
+    add("N batched waits in one event loop on the DAG `bench0` (or spread over 50 DAGs), "
+        "started evenly over one interval. The status server triggers every run on that "
+        "schedule and lists it from then on, as Airflow lists a run from its creation; its "
+        "listing is indexed (a page costs its own runs). A run ends "
+        f"{', '.join(f'{p - 1.5:g} intervals at {iv} s' for iv, p in cap['polls'].items())} "
+        "after its trigger.")
+    add("")
+    add("- **Start phase**: the first two intervals. **first status**: from a wait's start "
+        "to its first status (p50 / p99 / max); **in 2 intervals**: the share of waits that "
+        "had it by then; **start requests**: status requests the server answered then.")
+    add("- **Steady window**: from two intervals after the first wait started to the first "
+        "run's end. Requests per interval against the pages of one listing of all N runs; "
+        "CPU per waited run per interval; lateness (gap between a wait's two statuses, "
+        "minus the interval) p50 / p99 / max; GC: the collector's share of the steady "
+        "window's CPU and its longest pause (`gc.callbacks`; the collector's settings left "
+        "as they are); **tracked allocations**: collections in the window x the gen-0 "
+        "threshold / (N x intervals), the net GC-tracked objects each wait adds per interval.")
+    add("- **RSS per wait**: peak resident memory minus the memory before the waits, / N.")
+    if cap.get("baseline"):
+        add("- Rows marked *baseline*: the same contender on the source tree named by "
+            "`TRIGRUN_BENCH_BASELINE_SRC`, measured in the same run right after it.")
+    add("")
+    add("| contender | N | targets | interval | first status p50 / p99 / max | in 2 intervals "
+        "| start requests | requests per interval (pages) | CPU per waited run per interval "
+        "| RSS per wait | lateness p50 / p99 / max | GC share / longest pause (steady; "
+        "whole run) | tracked allocations per wait per interval | waits ok |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in cap["rows"]:
+        label = LABELS.get(r["contender"], r["contender"])
+        if r.get("tree", "this") != "this":
+            label += f" *{r['tree']}*"
+        head = f"| {label} | {r['n']:,} | {r['targets']} | {r['interval']:g} s"
+        if "error" in r:
+            add(f"{head} | failed: {r['error'][:200]} |" + " |" * 10)
+            continue
+        add(f"{head} | {_f(r['first_p50_s'], 2)} / {_f(r['first_p99_s'], 2)} / "
+            f"{_f(r['first_max_s'], 2)} s | {r['first_within_2'] * 100:.1f} % | "
+            f"{r['start_requests']:,} | {_f(r['steady_per_interval'])} ({r['pages']}) | "
+            f"{_f(r['steady_cpu_per_run_interval_us'], 1, ' us')} | "
+            f"{_f(r['rss_per_wait_kb'], 1, ' KiB')} | {_f(r['late_p50_ms'] / 1000, 2)} / "
+            f"{_f(r['late_p99_ms'] / 1000, 2)} / {_f(r['late_max_ms'] / 1000, 2)} s | "
+            f"{_f((r['gc_steady_share'] or 0) * 100, 0, ' %')} / "
+            f"{_f(r['gc_steady_max_pause_ms'] / 1000, 2)} s; "
+            f"{_f(r['gc_max_pause_ms'] / 1000, 2)} s | "
+            f"{_f(r['tracked_allocs_per_wait_interval'], 1)} | {r['ok']:,}/{r['n']:,} |")
     add("")
 
 
@@ -381,6 +434,30 @@ def _imports(add: Any, imports: dict[str, Any]) -> None:
         add(f"| {r['label']} | {r['median_s'] * 1000:,.0f} ms | "
             f"{r.get('cpu_median_s', float('nan')) * 1000:,.0f} ms |")
     add("")
+    pair = imports.get("airflow_sdk")
+    if pair:
+        add("### `import airflow.sdk` with and without trigrun installed")
+        add("")
+        if "error" in pair:
+            add(f"failed: {pair['error'][:200]}")
+            add("")
+            return
+        add("Every Airflow process imports `airflow.sdk`, which runs each provider's entry "
+            "point (trigrun's: `trigrun.airflow._provider`). Without trigrun: the same "
+            "interpreter with the trigrun distribution left out of entry-point discovery (the "
+            "shared environment cannot uninstall it). The two alternate, "
+            f"{pair['runs']} runs each; medians. trigrun modules loaded by `import "
+            f"airflow.sdk`: {', '.join(f'`{m}`' for m in pair['trigrun_modules']) or 'none'}.")
+        add("")
+        add("| | wall | CPU |")
+        add("|---|---:|---:|")
+        for key in ("with", "without"):
+            add(f"| {key} trigrun | {pair[f'{key}_median_s'] * 1000:,.0f} ms | "
+                f"{pair[f'{key}_cpu_median_s'] * 1000:,.0f} ms |")
+        add(f"| difference (with - without) | "
+            f"{(pair['with_median_s'] - pair['without_median_s']) * 1000:+,.0f} ms | "
+            f"{(pair['with_cpu_median_s'] - pair['without_cpu_median_s']) * 1000:+,.0f} ms |")
+        add("")
 
 
 CHANGES = """## What changed in the engine, and what each change bought
