@@ -159,18 +159,13 @@ class PollGroup:
         self.fallback = False  # the target has no batch endpoint: per-run polls for good
         self.batches = 0  # batched requests sent (for tests and benchmarks)
 
-    async def poll(self, check: PollRun) -> Poll:
+    def poll(self, check: PollRun) -> Awaitable[Poll]:
+        """The check's answer, to await. Not a coroutine: the future it returns is all a
+        waiting check holds for its interval (fewer long-lived objects for the collector)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if check.after <= 0 and self._listing is not None and now - self._listing_at <= self.fresh:
-            status = self._listing.get(check.run_id)
-            if status is not None:
-                check.read_at = self._listing_read - self.fresh
-                return status
-            alone: Poll = await self._run(check.flows.poll(check.run_id))
-            if isinstance(alone, RunStatus):  # on the group's phase from now on
-                check.read_at = self._listing_read - self.fresh
-            return alone
+            return self._from_listing(check)
         # The check joins the flush due when it is (``after`` from now): one timer per flush,
         # none per wait.
         slot = flush_at(now + check.after, self.window, self._last)
@@ -181,7 +176,19 @@ class PollGroup:
         fut: asyncio.Future[Poll] = loop.create_future()
         due.checks.append(check)
         due.futs.append(fut)
-        return await fut
+        return fut
+
+    async def _from_listing(self, check: PollRun) -> Poll:
+        """A late check within ``fresh`` of a complete listing: answered from it."""
+        assert self._listing is not None
+        status = self._listing.get(check.run_id)
+        if status is not None:
+            check.read_at = self._listing_read - self.fresh
+            return status
+        alone: Poll = await self._run(check.flows.poll(check.run_id))
+        if isinstance(alone, RunStatus):  # on the group's phase from now on
+            check.read_at = self._listing_read - self.fresh
+        return alone
 
     def _flush_now(self, when: float) -> None:
         batch = self._slots.pop(when, None) or _Slot()
