@@ -108,6 +108,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             out.append((f"`dags_from_specs` on {n:,} jobs: at most one fifth of dag-factory's "
                         "parse time (CPU)", f"{t['median_s']:.2f} s vs {d['median_s']:.2f} s = "
                         f"{ratio:.2f}x", ratio <= 0.2))
+        g = next((r for r in parse["rows"] if r["lib"] == "dagster" and r["jobs"] == n), None)
+        h = next((r for r in parse["rows"] if r["lib"] == "dagster_hand" and r["jobs"] == n),
+                 None)
+        if g and h and "error" not in g and "error" not in h:
+            ratio = g["median_s"] / h["median_s"]
+            out.append((f"`build_trigrun_definitions` on {n:,} jobs: at most 0.6x of "
+                        "hand-written definitions of the same shape (CPU)",
+                        f"{g['median_s']:.2f} s vs {h['median_s']:.2f} s = {ratio:.2f}x",
+                        ratio <= 0.6))
     return out
 
 
@@ -389,8 +398,9 @@ def _parse(add: Any, parse: dict[str, Any]) -> None:
         "file; median of the runs.")
     add("")
     add("| jobs | trigrun `dags_from_specs` | dag-factory `load_yaml_dags` | trigrun vs "
-        "dag-factory | trigrun `build_trigrun_definitions` (Dagster) |")
-    add("|---:|---:|---:|---:|---:|")
+        "dag-factory | trigrun `build_trigrun_definitions` (Dagster) | hand-written Dagster "
+        "definitions of the same shape | trigrun vs hand-written |")
+    add("|---:|---:|---:|---:|---:|---:|---:|")
     sizes = sorted({r["jobs"] for r in parse["rows"]})
     for n in sizes:
         got = {r["lib"]: r for r in parse["rows"] if r["jobs"] == n}
@@ -404,8 +414,14 @@ def _parse(add: Any, parse: dict[str, Any]) -> None:
             return f"{r['median_s'] * 1000:,.0f} ms ({r['median_s'] * 1000 / n:.2f} ms/job)"
 
         t, d = got.get("trigrun", {}), got.get("dagfactory", {})
+        g, h = got.get("dagster", {}), got.get("dagster_hand", {})
         add(f"| {n:,} | {cell('trigrun')} | {cell('dagfactory')} | "
-            f"{_ratio(t.get('median_s'), d.get('median_s'))} | {cell('dagster')} |")
+            f"{_ratio(t.get('median_s'), d.get('median_s'))} | {cell('dagster')} | "
+            f"{cell('dagster_hand')} | {_ratio(g.get('median_s'), h.get('median_s'))} |")
+    add("")
+    add("Hand-written Dagster definitions (`benchmarks/_dagster_hand.py`): per job an asset "
+        "whose op takes a pythonic config class, the asset job and the cron schedule, one "
+        "resource, from the same YAML file.")
     add("")
     helper = parse.get("dag_parse_helper")
     if helper and "error" not in helper:

@@ -167,7 +167,7 @@ def fire_section(plan: Plan, log: Log) -> dict[str, Any]:
 def parse_section(plan: Plan, log: Log) -> dict[str, Any]:
     rows = []
     for n in plan.parse_sizes:
-        libs = ["trigrun", "dagfactory", "dagster"]
+        libs = ["trigrun", "dagfactory", "dagster", "dagster_hand"]
         for lib in libs:
             log(f"parse: {lib} {n} jobs")
             got = run_child("benchmarks.bench_parse", ["worker", lib, "--jobs", str(n),

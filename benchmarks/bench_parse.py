@@ -135,6 +135,8 @@ def worker(lib: str, n: int, runs: int, where: Path) -> dict[str, Any]:
         def build(path: Path) -> int:
             defs = build_trigrun_definitions(path)
             return len(list(defs.jobs or []))
+    elif lib == "dagster_hand":
+        from ._dagster_hand import build
     else:
         raise SystemExit(f"unknown library {lib!r}")
     import_s = time.perf_counter() - t0
