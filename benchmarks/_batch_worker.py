@@ -58,15 +58,17 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if event.kind == "poll":  # "run <id>: <state> (...)"
             seen[event.message[4:].split(":", 1)[0]].append(time.monotonic())
 
-    gc_events: list[tuple[float, float, int]] = []  # (start, seconds, generation)
-    gc_started = [0.0]
+    # (when, wall seconds, generation, CPU seconds): the pause is wall time; the collector's
+    # share of the CPU is its CPU time (on a loaded machine a pause also waits for a core).
+    gc_events: list[tuple[float, float, int, float]] = []
+    gc_started = [0.0, 0.0]
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            gc_started[0] = time.perf_counter()
+            gc_started[0], gc_started[1] = time.perf_counter(), time.process_time()
         else:
             gc_events.append((time.monotonic(), time.perf_counter() - gc_started[0],
-                              info["generation"]))
+                              info["generation"], time.process_time() - gc_started[1]))
 
     n, interval = args.n, args.interval
     if args.contender == "trigrun_wait":
@@ -128,7 +130,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         # the window the runner counts requests in.
         await asyncio.sleep(2 * interval)
         steady.append(cpu_seconds())
-        await asyncio.sleep((args.polls - 3) * interval)
+        # The capacity section's window ends at the first run's end (the batch section's,
+        # one interval before the last status).
+        await asyncio.sleep((args.polls - (3.5 if args.capacity else 3)) * interval)
         steady.append(cpu_seconds())
 
     rss.start()
@@ -157,7 +161,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _capacity(args: argparse.Namespace, seen: dict[str, list[float]],
-              gc_events: list[tuple[float, float, int]], t0: float,
+              gc_events: list[tuple[float, float, int, float]], t0: float,
               gc_counts0: list[int]) -> dict[str, Any]:
     """Start phase (each wait's first status, counted from when it started) and the steady
     window (from two intervals after the first wait started to the first run's end)."""
@@ -169,14 +173,14 @@ def _capacity(args: argparse.Namespace, seen: dict[str, list[float]],
         first_ms.append((times[0] - (t0 + i * interval / n)) * 1000)
     steady_late = [(b - a - interval) * 1000 for times in seen.values()
                    for a, b in itertools.pairwise(times) if a >= begin and b < end]
-    in_steady = [(t, d, g) for t, d, g in gc_events if begin <= t < end]
+    in_steady = [e for e in gc_events if begin <= e[0] < end]
     counts = [g["collections"] - c for g, c in zip(gc.get_stats(), gc_counts0, strict=True)]
     return {"first_ms": first_ms, "steady_late_ms": steady_late,
             "steady_s": max(0.0, end - begin),
-            "gc_s": sum(d for _, d, _ in gc_events),
-            "gc_max_pause_ms": max((d for _, d, _ in gc_events), default=0.0) * 1000,
-            "gc_steady_s": sum(d for _, d, _ in in_steady),
-            "gc_steady_max_pause_ms": max((d for _, d, _ in in_steady), default=0.0) * 1000,
+            "gc_s": sum(e[3] for e in gc_events),
+            "gc_max_pause_ms": max((e[1] for e in gc_events), default=0.0) * 1000,
+            "gc_steady_s": sum(e[3] for e in in_steady),
+            "gc_steady_max_pause_ms": max((e[1] for e in in_steady), default=0.0) * 1000,
             "gc_collections": counts, "gc_threshold0": gc.get_threshold()[0],
             "gc_steady_gen0": len(in_steady)}
 

@@ -125,6 +125,12 @@ def _settle(slot: _Slot, first: int, got: Poll | BaseException,
             fut.set_result(got)
 
 
+def _ready(loop: asyncio.AbstractEventLoop, value: Poll) -> asyncio.Future[Poll]:
+    fut: asyncio.Future[Poll] = loop.create_future()
+    fut.set_result(value)
+    return fut
+
+
 class PollGroup:
     """The waits of one engine on one target that share batched status requests.
 
@@ -136,7 +142,8 @@ class PollGroup:
     one flush per interval despite the loop's lag, and each wait still gets a status exactly
     one interval after the last. A wait that asks late anyway, within ``fresh`` after a flush,
     is answered from that flush's complete listing; a run the listing does not show (ended, or
-    too new to be listed) is then read on its own at once.
+    too new to be listed: a new wait's first check) joins the next flush, whose listing or
+    ended-runs listing shows it, instead of a read of its own per wait.
     """
 
     def __init__(self, run: Runner, window: float, context: Any, *, lists: bool = False,
@@ -165,7 +172,13 @@ class PollGroup:
         loop = asyncio.get_running_loop()
         now = loop.time()
         if check.after <= 0 and self._listing is not None and now - self._listing_at <= self.fresh:
-            return self._from_listing(check)
+            status = self._listing.get(check.run_id)
+            if status is not None:
+                check.read_at = self._listing_read - self.fresh
+                return _ready(loop, status)
+            # Not listed (too new, or ended): the next flush's listing (or its ended-runs
+            # listing) answers it, not a read of its own. At start-up thousands of new waits
+            # ask just after a flush: one read each would be thousands of requests.
         # The check joins the flush due when it is (``after`` from now): one timer per flush,
         # none per wait.
         slot = flush_at(now + check.after, self.window, self._last)
@@ -177,18 +190,6 @@ class PollGroup:
         due.checks.append(check)
         due.futs.append(fut)
         return fut
-
-    async def _from_listing(self, check: PollRun) -> Poll:
-        """A late check within ``fresh`` of a complete listing: answered from it."""
-        assert self._listing is not None
-        status = self._listing.get(check.run_id)
-        if status is not None:
-            check.read_at = self._listing_read - self.fresh
-            return status
-        alone: Poll = await self._run(check.flows.poll(check.run_id))
-        if isinstance(alone, RunStatus):  # on the group's phase from now on
-            check.read_at = self._listing_read - self.fresh
-        return alone
 
     def _flush_now(self, when: float) -> None:
         batch = self._slots.pop(when, None) or _Slot()
