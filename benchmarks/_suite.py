@@ -54,6 +54,9 @@ LABELS = {
     "trigrun_wait_httpx": "ablation: trigrun on a given httpx `AsyncClient`, exact sleeps",
 }
 PEER_CONTENDERS = ("http_sensor", "dbt_loop")  # what users would pick instead
+# A second source tree measured in the same run, as a baseline for ratios (capacity rows,
+# light imports): TRIGRUN_BENCH_BASELINE_SRC=/path/to/old/src.
+BASELINE_ENV = "TRIGRUN_BENCH_BASELINE_SRC"
 
 Log = Callable[[str], None]
 
@@ -190,19 +193,27 @@ IMPORTS = (
     ("`import trigrun.dagster` (lazy: Dagster is not imported yet)", "trigrun.dagster"),
     ("`import trigrun.dagster._factories` (what `from trigrun.dagster import "
      "build_trigrun_definitions` loads, Dagster included)", "trigrun.dagster._factories"),
+    ("`import trigrun.airflow._provider` and `get_provider_info()` (what Airflow's provider "
+     "discovery runs in every Airflow process)", "trigrun.airflow._provider"),
     ("reference: `import airflow.sdk`", "airflow.sdk"),
 )
 
 
 def import_section(plan: Plan, log: Log) -> dict[str, Any]:
     rows = []
-    for label, module in IMPORTS:
+    imports: list[tuple[str, str, dict[str, str] | None]] = [(lb, m, None) for lb, m in IMPORTS]
+    base_src = os.environ.get(BASELINE_ENV)
+    if base_src:  # the light imports again on the baseline tree, for the ratio
+        env = child_env(PYTHONPATH=os.pathsep.join([base_src, str(ROOT)]))
+        imports += [(f"{lb} *baseline*", m, env) for lb, m in IMPORTS
+                    if m in ("trigrun", "trigrun.airflow._provider")]
+    for label, module, env in imports:
         log(f"import: {module}")
         times: list[float] = []
         cpu: list[float] = []
         error = None
         for _ in range(plan.import_runs):
-            got = run_child("benchmarks.bench_parse", ["import", module], timeout=120)
+            got = run_child("benchmarks.bench_parse", ["import", module], timeout=120, env=env)
             if "error" in got:
                 error = got["error"]
                 break
@@ -312,9 +323,6 @@ def batch_section(plan: Plan, log: Log) -> dict[str, Any]:
 # Capacity: statuses per run (the run ends this many intervals, less 1.5, after its trigger).
 # At 5 s: a steady window of 3.5 intervals after the 2-interval start phase; at 30 s, 1.5.
 CAPACITY_POLLS = {5.0: 7, 30.0: 5}
-# A second contender set on another source tree, measured in the same run (a baseline for
-# ratios): TRIGRUN_BENCH_BASELINE_SRC=/path/to/old/src.
-BASELINE_ENV = "TRIGRUN_BENCH_BASELINE_SRC"
 
 
 def capacity_section(plan: Plan, log: Log) -> dict[str, Any]:
