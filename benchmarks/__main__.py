@@ -24,6 +24,7 @@ from ._suite import (
     FULL,
     QUICK,
     batch_section,
+    capacity_section,
     fire_section,
     import_section,
     parse_section,
@@ -32,7 +33,7 @@ from ._suite import (
 )
 
 SECTIONS = {"poll": poll_section, "batch": batch_section, "fire": fire_section,
-            "parse": parse_section, "import": import_section}
+            "parse": parse_section, "import": import_section, "capacity": capacity_section}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,12 @@ intervals after it was first seen, however often it is read; and
   lists the DAG's active runs (the ones seen so far, paged), as Airflow 3's API does;
   ``?end_date_gte=T&...`` lists the runs that ended since T.
 
-Control port: ``/reset?polls=K[&interval=S]`` clears all counters; ``/stats`` returns accepted connections,
+With ``&n=N&targets=T&spread=S`` the reset also triggers the runs ``run__{i:06d}`` (DAG
+``bench{i % T}``) at ``i * S / N`` seconds from now: each is listed from when it was triggered,
+as Airflow lists a run from its creation, not from its first read. Those runs are indexed in
+trigger order per DAG, so a page of the listing costs its own runs, not a scan of all of them.
+
+Control port: ``/reset?polls=K[&interval=S][&n=N&targets=T&spread=S]`` clears all counters; ``/stats`` returns accepted connections,
 requests, the most connections open at once and, per run, the gaps between its polls (from
 which the runner computes poll lateness). Arrival times are taken when a request is parsed, on
 this process's monotonic clock, so the client's own clock cannot flatter it.
@@ -30,6 +35,7 @@ this process's monotonic clock, so the client's own clock cannot flatter it.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import json
 import sys
@@ -95,6 +101,10 @@ class State:
         self.interval = interval  # set: states follow the clock (batched polls)
         self.first_seen: dict[str, float] = {}
         self.active: dict[str, dict[str, float]] = defaultdict(dict)  # dag -> run -> first seen
+        # Runs triggered on a schedule (``n``/``spread`` of the reset): per DAG, trigger times
+        # and ids in trigger order (the index), and run -> trigger time.
+        self.sched: dict[str, tuple[list[float], list[str]]] = {}
+        self.sched_first: dict[str, float] = {}
         self.reads: list[float] = []  # arrival of every status request (list or single)
         self.connections = 0
         # Connections still open from before the reset stay counted as open.
@@ -104,6 +114,29 @@ class State:
         self.arrivals: dict[str, list[float]] = defaultdict(list)
         self.started = time.monotonic()
 
+    def schedule(self, n: int, targets: int, spread: float) -> None:
+        for i in range(n):
+            dag, run_id = f"bench{i % targets}", f"run__{i:06d}"
+            first = self.started + i * spread / n
+            firsts, ids = self.sched.setdefault(dag, ([], []))
+            firsts.append(first)
+            ids.append(run_id)
+            self.sched_first[run_id] = first
+
+    def _span(self) -> float:
+        assert self.interval is not None
+        return (self.polls - 1.5) * self.interval
+
+    def _live(self, dag: str, now: float) -> tuple[list[str], int, int, list[str]]:
+        """The DAG's runs not ended at ``now``: the scheduled ones as a slice of the index
+        (ids, lo, hi), then the others (read before they were listed, e.g. warm-up runs)."""
+        firsts, ids = self.sched.get(dag, ([], []))
+        lo = bisect.bisect_right(firsts, now - self._span())
+        hi = bisect.bisect_right(firsts, now)
+        other = [run_id for run_id, first in self.active[dag].items()
+                 if run_id not in self.sched_first and now < self._end_at(first)]
+        return ids, lo, hi, other
+
     def _end_at(self, first: float) -> float:
         # success from K - 1 intervals after first seen (reads land near whole intervals)
         assert self.interval is not None
@@ -111,7 +144,9 @@ class State:
 
     def timed(self, dag: str, run_id: str, now: float) -> str:
         assert self.interval is not None
-        first = self.active[dag].setdefault(run_id, now)
+        first = self.sched_first.get(run_id)
+        if first is None:
+            first = self.active[dag].setdefault(run_id, now)
         if now >= self._end_at(first):
             return "success"
         step = int((now - first) / self.interval + 0.5)
@@ -121,20 +156,30 @@ class State:
         # Runs end on the clock, whether read or not; `since` is a wall time.
         after = datetime.fromisoformat(since.replace("Z", "+00:00")).timestamp()
         to_wall = time.time() - now
-        ids = [run_id for run_id, first in self.active[dag].items()
-               if (end := self._end_at(first)) <= now and end + to_wall >= after]
-        runs = [json.loads(_airflow_run(dag, run_id, "success"))
-                for run_id in ids[offset:offset + limit]]
-        return json.dumps({"dag_runs": runs, "total_entries": len(ids)}).encode()
+        firsts, sched_ids = self.sched.get(dag, ([], []))
+        span = self._span()
+        lo = bisect.bisect_left(firsts, after - to_wall - span)
+        hi = bisect.bisect_right(firsts, now - span)
+        ids = sched_ids[lo:hi] if hi > lo else []
+        ids += [run_id for run_id, first in self.active[dag].items()
+                if run_id not in self.sched_first
+                and (end := self._end_at(first)) <= now and end + to_wall >= after]
+        runs = [_airflow_run(dag, run_id, "success") for run_id in ids[offset:offset + limit]]
+        return b'{"dag_runs":[%s],"total_entries":%d}' % (b",".join(runs), len(ids))
 
     def listing(self, dag: str, limit: int, offset: int, now: float) -> bytes:
-        # The runs not ended at this read, in id order: as on a real server, a run that ends
-        # between two page reads moves the later pages by one.
-        live = [(run_id, first) for run_id, first in self.active[dag].items()
-                if now < self._end_at(first)]
-        runs = [json.loads(_airflow_run(dag, run_id, self.timed(dag, run_id, now)))
-                for run_id, _ in live[offset:offset + limit]]
-        return json.dumps({"dag_runs": runs, "total_entries": len(live)}).encode()
+        # The runs not ended at this read, in trigger order: as on a real server, a run that
+        # ends between two page reads moves the later pages by one. Scheduled runs come from
+        # the index (a page costs its own runs), the few others from a scan.
+        ids, lo, hi, other = self._live(dag, now)
+        total = max(0, hi - lo) + len(other)
+        page = ids[lo + offset:min(hi, lo + offset + limit)] if lo + offset < hi else []
+        rest = limit - len(page)
+        if rest > 0:
+            start = max(0, offset - max(0, hi - lo))
+            page = [*page, *other[start:start + rest]]
+        runs = [_airflow_run(dag, run_id, self.timed(dag, run_id, now)) for run_id in page]
+        return b'{"dag_runs":[%s],"total_entries":%d}' % (b",".join(runs), total)
 
     def step(self, key: str, now: float) -> str:
         seen = self.arrivals[key]
@@ -221,6 +266,9 @@ def handle_control(method: str, target: str, body: bytes, now: float) -> tuple[i
         polls = int(query.get("polls", ["4"])[0])
         interval = float(query["interval"][0]) if "interval" in query else None
         STATE.reset(polls, interval)
+        if "n" in query and interval is not None:
+            STATE.schedule(int(query["n"][0]), int(query.get("targets", ["1"])[0]),
+                           float(query.get("spread", ["0"])[0]))
         return 200, b'{"ok":true}'
     if parts.path == "/stats":
         return 200, json.dumps(STATE.stats()).encode()

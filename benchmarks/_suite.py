@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,12 +30,17 @@ class Plan:
     import_runs: int
     dag_parse_helper: bool
     batch_sizes: tuple[tuple[int, int], ...] = ()  # (N waits, targets) of the batch section
+    # (N waits, targets, interval s) of the capacity section
+    capacity_sizes: tuple[tuple[int, int, float], ...] = ()
 
 
 FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000,
             ((1000, "cpu_per_poll_us"), (5000, "late_p99_ms")), 2000, (10, 100, 1000),
-            3, 3, True, ((100, 1), (1000, 1), (5000, 1), (5000, 50)))
-QUICK = Plan("quick", (200,), 2.0, 3, None, (), 300, (100,), 2, 2, False, ((200, 1), (1000, 1)))
+            3, 3, True, ((100, 1), (1000, 1), (5000, 1), (5000, 50)),
+            tuple((n, t, iv) for iv in (5.0, 30.0) for n, t in (
+                (5000, 1), (10000, 1), (20000, 1), (50000, 1), (20000, 50))))
+QUICK = Plan("quick", (200,), 2.0, 3, None, (), 300, (100,), 2, 2, False, ((200, 1), (1000, 1)),
+             ((2000, 1, 2.0),))
 
 PEERS = ("trigrun_wait", "trigrun_trigger", "http_sensor", "dbt_loop")
 EXTRAS = ("aiohttp_shared", "trigrun_wait_nogrid", "trigrun_wait_httpx")
@@ -48,6 +54,9 @@ LABELS = {
     "trigrun_wait_httpx": "ablation: trigrun on a given httpx `AsyncClient`, exact sleeps",
 }
 PEER_CONTENDERS = ("http_sensor", "dbt_loop")  # what users would pick instead
+# A second source tree measured in the same run, as a baseline for ratios (capacity rows,
+# light imports): TRIGRUN_BENCH_BASELINE_SRC=/path/to/old/src.
+BASELINE_ENV = "TRIGRUN_BENCH_BASELINE_SRC"
 
 Log = Callable[[str], None]
 
@@ -161,7 +170,7 @@ def fire_section(plan: Plan, log: Log) -> dict[str, Any]:
 def parse_section(plan: Plan, log: Log) -> dict[str, Any]:
     rows = []
     for n in plan.parse_sizes:
-        libs = ["trigrun", "dagfactory", "dagster"]
+        libs = ["trigrun", "dagfactory", "dagster", "dagster_hand"]
         for lib in libs:
             log(f"parse: {lib} {n} jobs")
             got = run_child("benchmarks.bench_parse", ["worker", lib, "--jobs", str(n),
@@ -184,19 +193,27 @@ IMPORTS = (
     ("`import trigrun.dagster` (lazy: Dagster is not imported yet)", "trigrun.dagster"),
     ("`import trigrun.dagster._factories` (what `from trigrun.dagster import "
      "build_trigrun_definitions` loads, Dagster included)", "trigrun.dagster._factories"),
+    ("`import trigrun.airflow._provider` and `get_provider_info()` (what Airflow's provider "
+     "discovery runs in every Airflow process)", "trigrun.airflow._provider"),
     ("reference: `import airflow.sdk`", "airflow.sdk"),
 )
 
 
 def import_section(plan: Plan, log: Log) -> dict[str, Any]:
     rows = []
-    for label, module in IMPORTS:
+    imports: list[tuple[str, str, dict[str, str] | None]] = [(lb, m, None) for lb, m in IMPORTS]
+    base_src = os.environ.get(BASELINE_ENV)
+    if base_src:  # the light imports again on the baseline tree, for the ratio
+        env = child_env(PYTHONPATH=os.pathsep.join([base_src, str(ROOT)]))
+        imports += [(f"{lb} *baseline*", m, env) for lb, m in IMPORTS
+                    if m in ("trigrun", "trigrun.airflow._provider")]
+    for label, module, env in imports:
         log(f"import: {module}")
         times: list[float] = []
         cpu: list[float] = []
         error = None
         for _ in range(plan.import_runs):
-            got = run_child("benchmarks.bench_parse", ["import", module], timeout=120)
+            got = run_child("benchmarks.bench_parse", ["import", module], timeout=120, env=env)
             if "error" in got:
                 error = got["error"]
                 break
@@ -205,7 +222,31 @@ def import_section(plan: Plan, log: Log) -> dict[str, Any]:
         rows.append({"label": label, "module": module, "median_s": median(times),
                      "cpu_median_s": median(cpu), "runs": len(times),
                      **({"error": error} if error else {})})
-    return {"rows": rows}
+    return {"rows": rows, "airflow_sdk": _airflow_sdk_pair(plan, log)}
+
+
+def _airflow_sdk_pair(plan: Plan, log: Log) -> dict[str, Any]:
+    """``import airflow.sdk`` with trigrun's provider entry point and with it hidden (the
+    distribution left out of discovery: uninstalling is not possible in a shared venv),
+    alternating, so both sides see the same load."""
+    runs = max(5, plan.import_runs * 3)
+    side: dict[str, dict[str, list[float]]] = {k: {"wall": [], "cpu": []}
+                                              for k in ("with", "without")}
+    loaded: list[str] = []
+    for i in range(runs):
+        for key in (("with", "without") if i % 2 == 0 else ("without", "with")):
+            log(f"import: airflow.sdk {key} trigrun ({i + 1}/{runs})")
+            got = run_child("benchmarks.bench_parse", ["import", "airflow.sdk", *(
+                ["--without", "trigrun"] if key == "without" else [])], timeout=120)
+            if "error" in got:
+                return {"error": got["error"]}
+            side[key]["wall"].append(got["import_s"])
+            side[key]["cpu"].append(got["import_cpu_s"])
+            if key == "with":
+                loaded = got.get("trigrun_modules", [])
+    return {"runs": runs, "trigrun_modules": loaded,
+            **{f"{k}_median_s": median(v["wall"]) for k, v in side.items()},
+            **{f"{k}_cpu_median_s": median(v["cpu"]) for k, v in side.items()}}
 
 
 def warm_bytecode(log: Log) -> None:
@@ -277,3 +318,69 @@ def batch_section(plan: Plan, log: Log) -> dict[str, Any]:
                              "late_p50_ms": percentile(late, 50) if late else None,
                              "late_p99_ms": percentile(late, 99) if late else None})
     return {"interval": interval, "polls_per_run": BATCH_POLLS, "rows": rows}
+
+
+# Capacity: statuses per run (the run ends this many intervals, less 1.5, after its trigger).
+# At 5 s: a steady window of 3.5 intervals after the 2-interval start phase; at 30 s, 1.5.
+CAPACITY_POLLS = {5.0: 7, 30.0: 5}
+
+
+def capacity_section(plan: Plan, log: Log) -> dict[str, Any]:
+    """Many waits in one process: start phase and steady window reported apart."""
+    rows: list[dict[str, Any]] = []
+    trees: list[tuple[str, dict[str, str] | None]] = [("", None)]
+    base_src = os.environ.get(BASELINE_ENV)
+    if base_src:
+        trees.append((" (baseline)", child_env(PYTHONPATH=os.pathsep.join([base_src,
+                                                                             str(ROOT)]))))
+    with StatusServer() as server:
+        for n, targets, interval in plan.capacity_sizes:
+            polls = CAPACITY_POLLS.get(interval, 6)
+            for name in BATCH_CONTENDERS:
+                for suffix, env in trees:
+                    log(f"capacity: {name}{suffix} N={n} targets={targets} "
+                        f"interval={interval:g}s")
+                    rows.append(_capacity_one(server, name, suffix, env, n, targets,
+                                              interval, polls))
+    return {"polls": CAPACITY_POLLS, "baseline": bool(base_src), "rows": rows}
+
+
+def _capacity_one(server: StatusServer, name: str, suffix: str, env: dict[str, str] | None,
+                  n: int, targets: int, interval: float, polls: int) -> dict[str, Any]:
+    server.reset(polls, interval)
+    timeout = _poll_timeout(n, interval, polls) + n * 0.01
+    row: dict[str, Any] = {"contender": name, "tree": suffix.strip(" ()") or "this",
+                           "n": n, "targets": targets, "interval": interval}
+    try:
+        got = run_child("benchmarks._batch_worker", [
+            name, "--port", str(server.port), "--control", str(server.control_port),
+            "--n", str(n), "--targets", str(targets), "--interval", str(interval),
+            "--polls", str(polls), "--capacity"], timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        got = {"error": f"did not finish within {timeout:.0f} s"}
+    if "error" in got:
+        return {**row, "error": got["error"]}
+    reads = sorted(server.stats()["reads"])
+    begin, end = 2 * interval, (polls - 1.5) * interval
+    intervals = (end - begin) / interval
+    first = got["first_ms"]
+    late = got["steady_late_ms"]
+    gen0 = got["gc_steady_gen0"]
+    return {**row, "ok": got["ok"], "wall_s": got["wall_s"],
+            "pages": targets * -(-(n // targets) // 100),
+            "start_requests": sum(1 for t in reads if t < begin),
+            "steady_per_interval": sum(1 for t in reads if begin <= t < end) / intervals,
+            "first_p50_s": percentile(first, 50) / 1000, "first_p99_s": percentile(first, 99)
+            / 1000, "first_max_s": max(first, default=float("nan")) / 1000,
+            "first_within_2": sum(1 for f in first if f <= 2 * interval * 1000) / n,
+            "steady_cpu_per_run_interval_us": (got["steady_cpu_s"] / (n * intervals) * 1e6
+                                               if got.get("steady_cpu_s") else None),
+            "rss_per_wait_kb": max(0, got["rss_peak"] - got["rss_base"]) / n / 1024,
+            "late_p50_ms": percentile(late, 50), "late_p99_ms": percentile(late, 99),
+            "late_max_ms": max(late, default=float("nan")),
+            "gc_steady_share": (got["gc_steady_s"] / got["steady_cpu_s"]
+                                if got.get("steady_cpu_s") else None),
+            "gc_s": got["gc_s"], "gc_max_pause_ms": got["gc_max_pause_ms"],
+            "gc_steady_max_pause_ms": got["gc_steady_max_pause_ms"],
+            # gen-0 collections happen every threshold0 net new tracked objects.
+            "tracked_allocs_per_wait_interval": gen0 * got["gc_threshold0"] / (n * intervals)}

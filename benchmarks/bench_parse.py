@@ -135,6 +135,8 @@ def worker(lib: str, n: int, runs: int, where: Path) -> dict[str, Any]:
         def build(path: Path) -> int:
             defs = build_trigrun_definitions(path)
             return len(list(defs.jobs or []))
+    elif lib == "dagster_hand":
+        from ._dagster_hand import build
     else:
         raise SystemExit(f"unknown library {lib!r}")
     import_s = time.perf_counter() - t0
@@ -161,11 +163,36 @@ def worker(lib: str, n: int, runs: int, where: Path) -> dict[str, Any]:
             "import_s": import_s}
 
 
-def time_import(module: str) -> dict[str, Any]:
+def _hide_distribution(name: str) -> None:
+    """As if distribution ``name`` were not installed, for entry-point discovery (Airflow's
+    providers): ``distributions()`` of ``importlib.metadata`` and of its backport (what
+    Airflow uses before Python 3.12) leave it out."""
+    import importlib
+
+    for module in ("importlib.metadata", "importlib_metadata"):
+        try:
+            metadata = importlib.import_module(module)
+        except ImportError:
+            continue
+        everything = metadata.distributions
+
+        def distributions(everything: Any = everything, **kwargs: Any) -> Any:
+            return (d for d in everything(**kwargs)
+                    if (d.metadata["Name"] or "").lower() != name)
+
+        metadata.distributions = distributions
+
+
+def time_import(module: str, without: str | None = None) -> dict[str, Any]:
+    if without:
+        _hide_distribution(without)
     t0, c0 = time.perf_counter(), time.process_time()
     __import__(module)
+    if module == "trigrun.airflow._provider":  # what Airflow's provider discovery runs
+        sys.modules[module].get_provider_info()
     return {"module": module, "import_s": time.perf_counter() - t0,
-            "import_cpu_s": time.process_time() - c0}
+            "import_cpu_s": time.process_time() - c0,
+            "trigrun_modules": sorted(m for m in sys.modules if m.startswith("trigrun"))}
 
 
 def main() -> None:
@@ -177,9 +204,10 @@ def main() -> None:
     w.add_argument("--runs", type=int, default=3)
     i = sub.add_parser("import")
     i.add_argument("module")
+    i.add_argument("--without", default=None, help="a distribution to hide from discovery")
     args = p.parse_args()
     if args.cmd == "import":
-        print(json.dumps(time_import(args.module)))
+        print(json.dumps(time_import(args.module, args.without)))
         return
     with tempfile.TemporaryDirectory(prefix="trigrun-parse-") as tmp:
         where = Path(tmp)

@@ -97,24 +97,38 @@ class OriginLimit:
     next_free: float = 0.0
 
 
-class _Member:
-    __slots__ = ("check", "fut")
+class _Slot:
+    """The checks due at one flush, as parallel lists (no object per wait). ``dup``: for a run
+    that more than one wait asked for in this flush, its first index -> the others' indices."""
 
-    def __init__(self, check: PollRun, fut: asyncio.Future[Poll]) -> None:
-        self.check, self.fut = check, fut
+    __slots__ = ("checks", "dup", "futs")
+
+    def __init__(self) -> None:
+        self.checks: list[PollRun] = []
+        self.futs: list[asyncio.Future[Poll]] = []
+        self.dup: dict[int, list[int]] | None = None
 
 
-def _settle(members: list[_Member], got: Poll | BaseException,
+def _settle(slot: _Slot, first: int, got: Poll | BaseException,
             read_at: float | None = None) -> None:
-    for m in members:
-        if m.fut.done():  # its wait was cancelled meanwhile
+    """Answer the check at ``first`` and any other check of the same run in the slot."""
+    dup = slot.dup.get(first) if slot.dup else None
+    for i in (first, *dup) if dup else (first,):
+        fut = slot.futs[i]
+        if fut.done():  # its wait was cancelled meanwhile
             continue
         if isinstance(got, BaseException):
-            m.fut.set_exception(got)
+            fut.set_exception(got)
         else:
             if read_at is not None and isinstance(got, RunStatus):
-                m.check.read_at = read_at
-            m.fut.set_result(got)
+                slot.checks[i].read_at = read_at
+            fut.set_result(got)
+
+
+def _ready(loop: asyncio.AbstractEventLoop, value: Poll) -> asyncio.Future[Poll]:
+    fut: asyncio.Future[Poll] = loop.create_future()
+    fut.set_result(value)
+    return fut
 
 
 class PollGroup:
@@ -128,7 +142,8 @@ class PollGroup:
     one flush per interval despite the loop's lag, and each wait still gets a status exactly
     one interval after the last. A wait that asks late anyway, within ``fresh`` after a flush,
     is answered from that flush's complete listing; a run the listing does not show (ended, or
-    too new to be listed) is then read on its own at once.
+    too new to be listed: a new wait's first check) joins the next flush, whose listing or
+    ended-runs listing shows it, instead of a read of its own per wait.
     """
 
     def __init__(self, run: Runner, window: float, context: Any, *, lists: bool = False,
@@ -142,7 +157,7 @@ class PollGroup:
         self.lists = lists
         self._clock = clock
         self.fresh = min(window / 4, MAX_FRESH) if lists else 0.0
-        self._slots: dict[float, list[_Member]] = {}  # flush time -> the checks due then
+        self._slots: dict[float, _Slot] = {}  # flush time -> the checks due then
         self._last = -math.inf
         self._tasks: set[asyncio.Task[None]] = set()
         self._listing: dict[str, RunStatus] | None = None
@@ -151,49 +166,51 @@ class PollGroup:
         self.fallback = False  # the target has no batch endpoint: per-run polls for good
         self.batches = 0  # batched requests sent (for tests and benchmarks)
 
-    async def poll(self, check: PollRun) -> Poll:
+    def poll(self, check: PollRun) -> Awaitable[Poll]:
+        """The check's answer, to await. Not a coroutine: the future it returns is all a
+        waiting check holds for its interval (fewer long-lived objects for the collector)."""
         loop = asyncio.get_running_loop()
         now = loop.time()
         if check.after <= 0 and self._listing is not None and now - self._listing_at <= self.fresh:
             status = self._listing.get(check.run_id)
             if status is not None:
                 check.read_at = self._listing_read - self.fresh
-                return status
-            alone: Poll = await self._run(check.flows.poll(check.run_id))
-            if isinstance(alone, RunStatus):  # on the group's phase from now on
-                check.read_at = self._listing_read - self.fresh
-            return alone
+                return _ready(loop, status)
+            # Not listed (too new, or ended): the next flush's listing (or its ended-runs
+            # listing) answers it, not a read of its own. At start-up thousands of new waits
+            # ask just after a flush: one read each would be thousands of requests.
         # The check joins the flush due when it is (``after`` from now): one timer per flush,
         # none per wait.
         slot = flush_at(now + check.after, self.window, self._last)
-        members = self._slots.get(slot)
-        if members is None:
-            members = self._slots[slot] = []
+        due = self._slots.get(slot)
+        if due is None:
+            due = self._slots[slot] = _Slot()
             loop.call_at(slot, self._flush_now, slot, context=self._context)
         fut: asyncio.Future[Poll] = loop.create_future()
-        members.append(_Member(check, fut))
-        return await fut
+        due.checks.append(check)
+        due.futs.append(fut)
+        return fut
 
     def _flush_now(self, when: float) -> None:
-        batch = self._slots.pop(when, [])
+        batch = self._slots.pop(when, None) or _Slot()
         self._last = max(self._last, when)
         task = asyncio.get_running_loop().create_task(self._flush(batch, when),
                                                       context=self._context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _single(self, members: list[_Member], stamp: float | None = None) -> None:
+    async def _single(self, slot: _Slot, first: int, stamp: float | None = None) -> None:
         """One run read on its own; the answer goes to every wait on that run."""
-        check = members[0].check
+        check = slot.checks[first]
         try:
             got: Poll = await self._run(check.flows.poll(check.run_id))
         except Exception as exc:  # the wait's own poll would have raised it
-            _settle(members, exc)
+            _settle(slot, first, exc)
             return
-        _settle(members, got, stamp)
+        _settle(slot, first, got, stamp)
 
     async def _read_listing(self, leader: JobFlows, ids: list[str],
-                            by_id: dict[str, list[_Member]],
+                            by_id: dict[str, int],
                             page: Callable[[int], HttpCall | None]) -> list[Any]:
         """A paged listing (``page(offset)``): page one, then the rest of it at once when that
         is no more requests than reading on their own the runs page one did not show."""
@@ -217,7 +234,7 @@ class PollGroup:
         return [first, *more]
 
     async def _pages(self, leader: JobFlows, ids: list[str],
-                     by_id: dict[str, list[_Member]]) -> list[Any]:
+                     by_id: dict[str, int]) -> list[Any]:
         """The batch's pages: the runs asked for, or for a listing group the active listing."""
         preset = leader.preset
         if self.lists:
@@ -226,8 +243,8 @@ class PollGroup:
         self.batches += len(calls)
         return list(await asyncio.gather(*(self._run(leader.poll_batch(ids, c)) for c in calls)))
 
-    async def _ended(self, leader: JobFlows, ids: list[str],
-                     by_id: dict[str, list[_Member]], stamp: float | None) -> None:
+    async def _ended(self, slot: _Slot, leader: JobFlows, ids: list[str],
+                     by_id: dict[str, int], stamp: float | None) -> None:
         """Runs that left the active listing: read by id where the target can (one request per
         page), else from the listing of runs that ended since the last complete one began
         (less a margin for the target's clock). Found runs are settled; the rest stay."""
@@ -246,34 +263,37 @@ class PollGroup:
             if isinstance(page, BatchPage):
                 for rid, status in page.found.items():
                     if rid in by_id and status.state.terminal:
-                        _settle(by_id.pop(rid), status, stamp)
+                        _settle(slot, by_id.pop(rid), status, stamp)
 
-    async def _flush(self, batch: list[_Member], when: float) -> None:
+    async def _flush(self, batch: _Slot, when: float) -> None:
         read_at = self._clock()
         read_wall = self._wall()
-        by_id: dict[str, list[_Member]] = {}
-        for m in batch:
-            if m.fut.done():
+        # run id -> index of its first check: str -> int, a dict the garbage collector does
+        # not track (one list per run here was a tracked object per wait per flush).
+        by_id: dict[str, int] = {}
+        futs = batch.futs
+        for i, check in enumerate(batch.checks):
+            if futs[i].done():
                 continue
-            same = by_id.get(m.check.run_id)
-            if same is None:
-                by_id[m.check.run_id] = [m]
-            else:
-                same.append(m)
+            at = by_id.setdefault(check.run_id, i)
+            if at != i:  # another wait on the same run, in the same flush
+                if batch.dup is None:
+                    batch.dup = {}
+                batch.dup.setdefault(at, []).append(i)
         if not by_id:
             return
         stamp = read_at - self.fresh if self.lists else None
         if self.fallback or len(by_id) == 1:
             # One run: its own status request is the cheaper one for the target.
-            await asyncio.gather(*(self._single(ms, stamp) for ms in by_id.values()))
+            await asyncio.gather(*(self._single(batch, i, stamp) for i in by_id.values()))
             return
         ids = list(by_id)
-        leader = next(iter(by_id.values()))[0].check.flows
+        leader = batch.checks[next(iter(by_id.values()))].flows
         try:
             pages = await self._pages(leader, ids, by_id)
         except Exception as exc:  # e.g. a secret that cannot be resolved: as each poll would
-            for ms in by_id.values():
-                _settle(ms, exc)
+            for i in by_id.values():
+                _settle(batch, i, exc)
             return
         failed: Outcome | None = None
         alone = False  # runs the batch did not show are read on their own
@@ -284,7 +304,7 @@ class PollGroup:
                     listing.update(page.found)
                 for rid, status in page.found.items():
                     if rid in by_id:
-                        _settle(by_id.pop(rid), status, stamp)
+                        _settle(batch, by_id.pop(rid), status, stamp)
                 continue
             listing = None
             if page is None:  # a reply too large to read: this time, per run
@@ -310,7 +330,7 @@ class PollGroup:
             self._listing = None
         if by_id and failed is None and not alone and self.lists:
             try:
-                await self._ended(leader, ids, by_id, stamp)
+                await self._ended(batch, leader, ids, by_id, stamp)
             except Exception:  # the runs are read on their own below, as without the listing
                 logger.debug("batched status polls: the ended-runs listing failed",
                              exc_info=True)
@@ -319,8 +339,8 @@ class PollGroup:
         if failed is not None and not alone:
             # Which page would have shown a run is not known: every run not shown gets the
             # failed check, as its own poll would have.
-            for ms in by_id.values():
-                _settle(ms, failed)
+            for i in by_id.values():
+                _settle(batch, i, failed)
             return
         if by_id:
-            await asyncio.gather(*(self._single(ms, stamp) for ms in by_id.values()))
+            await asyncio.gather(*(self._single(batch, i, stamp) for i in by_id.values()))

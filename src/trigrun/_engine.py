@@ -469,15 +469,21 @@ class AsyncEngine(_Base):
                                                   wall=self.state.wall)
         return group
 
-    async def _poll_run(self, action: PollRun) -> Any:
+    def _poll_run(self, action: PollRun) -> Awaitable[Any]:
+        # Not a coroutine: a batched check is awaited for a whole interval, so a coroutine
+        # here (and in PollGroup.poll) would be two more objects per wait per interval that
+        # live long enough to reach the collector's oldest generation.
         scope = action.flows.batch_scope() if self._batch else None
         if scope is None:
-            if action.after > 0:
-                await self._pause(action.after)
-            action.started = self.state.monotonic()
-            return await self._run(action.flows.poll(action.run_id))
-        return await self._group(scope, action.flows.preset.batch_lists,
-                                 action.interval).poll(action)
+            return self._poll_alone(action)
+        return self._group(scope, action.flows.preset.batch_lists,
+                           action.interval).poll(action)
+
+    async def _poll_alone(self, action: PollRun) -> Any:
+        if action.after > 0:
+            await self._pause(action.after)
+        action.started = self.state.monotonic()
+        return await self._run(action.flows.poll(action.run_id))
 
     async def poll_many(self, items: Iterable[tuple[JobSpec, str]]) -> list[RunStatus | Exception]:
         """One status check of each (job, run id), at once: the checks of runs on one target go
