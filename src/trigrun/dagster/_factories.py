@@ -18,6 +18,14 @@ from pydantic import Field
 from .._exceptions import SpecError
 from .._loader import gc_paused, load_jobs
 from .._models import JobSpec
+from ._metadata import (
+    PHASE,
+    TRACK,
+    asset_key_for,
+    headline,
+    run_metadata,
+    trigger_metadata,
+)
 from ._partitions import (
     DAGSTER_SCHEDULED_TAG,
     PartitionsArg,
@@ -26,14 +34,6 @@ from ._partitions import (
     partition_time_of,
     partitioned_schedule,
     partitions_for,
-)
-from ._metadata import (
-    PHASE,
-    TRACK,
-    asset_key_for,
-    headline,
-    run_metadata,
-    trigger_metadata,
 )
 from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
 from ._sensor import build_trigrun_sensor

@@ -65,10 +65,7 @@ def check_partitions(spec: JobSpec, partitions_def: dg.PartitionsDefinition | No
 def partitions_for(spec: JobSpec, given: PartitionsArg) -> dg.PartitionsDefinition | None:
     """``partitions_def`` given to a builder (one for every job, or job name/slug -> one),
     else the jobs file's ``partitions:``."""
-    if isinstance(given, Mapping):
-        found = given.get(spec.name, given.get(spec.slug))
-    else:
-        found = given
+    found = given.get(spec.name, given.get(spec.slug)) if isinstance(given, Mapping) else given
     out = found if found is not None else partitions_from_spec(spec)
     check_partitions(spec, out)
     return out
