@@ -100,13 +100,18 @@ def partition_fire(context: dg.OpExecutionContext, spec: JobSpec, edge: Partitio
                    scheduled_default: datetime) -> PartitionFire | None:
     """None when the run has no partition. ``scheduled_default``: the run's time without a
     partition (schedule tick, or the root run's creation), used for a static partition."""
-    if not context.has_partition_key:
-        if context.has_partition_key_range:
-            raise dg.Failure(description=f"job {spec.name!r}: a trigrun asset materializes one "
-                             "partition per run (one downstream run each); this run asked for "
-                             f"the range {context.partition_key_range}")
+    if context.has_partition_key:
+        key = context.partition_key
+    elif context.has_partition_key_range:
+        # A backfill run of one partition may name it as the range [key, key].
+        span = context.partition_key_range
+        if span.start != span.end:
+            raise dg.Failure(description=f"job {spec.name!r}: a trigrun asset materializes "
+                             "one partition per run (one downstream run each); this run asked "
+                             f"for {span.start}...{span.end}")
+        key = span.start
+    else:
         return None
-    key = context.partition_key
     names: dict[str, Any] = {"partition_key": key}
     from_schedule = DAGSTER_SCHEDULED_TAG in context.dagster_run.tags
     # A backfill of last year's partitions is asked for on purpose: the TTL (meant for late
