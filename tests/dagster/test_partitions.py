@@ -125,3 +125,33 @@ def test_bad_partition_requests_are_refused_before_anything_is_sent(
         build_trigrun_definitions([spec(airflow, partitions={"start": "2026-01-01"})],
                                   assets="external")
     assert airflow.runs == {}
+
+
+def test_component_partitions_a_job_of_its_jobs_file() -> None:
+    from tests.dagster.test_dagster_definitions import _component_defs
+
+    defs = _component_defs({
+        "jobs_file": "jobs.yaml",
+        "partitions": {"Refresh": {"start": "2026-01-01"}},
+        "partition_time": "end",
+    }, {"jobs.yaml": """
+        - name: Refresh
+          schedule: {cron: "15 3 * * *", timezone: Europe/Paris}
+          request: {url: "https://api.example.com/refresh/{{ ds }}"}
+        - name: Other
+          request: {url: "https://api.example.com/other"}
+    """})
+    refresh = defs.resolve_assets_def(dg.AssetKey(["trigrun", "refresh"]))
+    parts = refresh.partitions_def
+    assert isinstance(parts, dg.TimeWindowPartitionsDefinition)
+    assert (parts.cron_schedule, parts.timezone) == ("15 3 * * *", "Europe/Paris")
+    assert parts.get_first_partition_key() == "2026-01-01"
+    assert defs.resolve_assets_def(dg.AssetKey(["trigrun", "other"])).partitions_def is None
+    with pytest.raises(Exception) as err:  # noqa: PT011 - Dagster wraps the SpecError
+        _component_defs({"jobs_file": "jobs.yaml", "partitions": {"Nope": {"keys": ["a"]}}},
+                        {"jobs.yaml": "- {name: Refresh, request: {url: 'https://x.example'}}"})
+    cause: BaseException | None = err.value
+    while cause is not None and not isinstance(cause, SpecError):
+        cause = cause.__cause__
+    assert cause is not None, err.value
+    assert "no job named ['Nope']" in str(cause)
