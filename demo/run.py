@@ -32,7 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fixtures.airflow_server import start_airflow_server  # noqa: E402
-from tests.fixtures.dagster_server import free_port, start_dagster_server  # noqa: E402
+from tests.fixtures.dagster_server import (  # noqa: E402
+    DAGSTER_YAML,
+    free_port,
+    start_dagster_server,
+)
 
 WORK = REPO / ".demo"
 AIRFLOW_DAG = "refresh_dashboards_via_dagster"
@@ -242,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                            "DAGSTER_WEBSERVER_URL": dagster_url,
                            "PYTHONPATH": _pythonpath()},
                 daemon=True,
+                # No "join the community" dialog over the pages (and the screenshots).
+                dagster_yaml=DAGSTER_YAML + "nux:\n  enabled: false\n",
             ) as dg:
                 step(t0, f"Dagster is up at {dg.base_url}")
                 first = airflow_to_dagster(af, dg, t0)
