@@ -149,8 +149,9 @@ def dagster_to_airflow(af: Any, dg: Any, t0: float) -> bool:
     af.wait_for_dag(AIRFLOW_TARGET_DAG, timeout=180)
     # Launched by hand (the schedule is off): the run carries the tick's run config and
     # trigrun's scheduled-time tag, not the schedule's name.
-    run_id = dg.launch(schedule.job_name, request.run_config, location=LOCATION,
-                       tags=request.tags)
+    # (evaluate_tick adds dagster/schedule_name to the request: left out.)
+    tags = {k: v for k, v in request.tags.items() if not k.startswith("dagster/")}
+    run_id = dg.launch(schedule.job_name, request.run_config, location=LOCATION, tags=tags)
     step(t0, f"Dagster: materializing trigrun/nightly_warehouse_load (run {run_id} of "
          f"{schedule.job_name}); it triggers the Airflow DAG {AIRFLOW_TARGET_DAG} over REST v2 "
          "and waits")
