@@ -174,7 +174,11 @@ def dagster_to_airflow(af: Any, dg: Any, t0: float) -> bool:
         say(f"  {'run note':<16} {run['note']}")
     RUNS.append(("Dagster -> Airflow", f"Airflow run {af_run}", str(af_state).upper(),
                  str(log.get("run_url"))))
-    return status == "SUCCESS" and af_state == "success"
+    launched = dg.run(run_id) or {}
+    posing = "dagster/schedule_name" in (launched.get("tags") or {})
+    say(f"  {'launched as':<16} "
+        f"{'the schedule (wrong)' if posing else 'a hand-launched materialization'}")
+    return status == "SUCCESS" and af_state == "success" and not posing
 
 
 def _pythonpath() -> str:
