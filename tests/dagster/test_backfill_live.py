@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 N = 30
 LIMIT = 2
-HOLD = 1.0  # each trigger request is held this long, so runs overlap at the target
+HOLD = 6.0  # each trigger request is held this long: without the pool, runs would overlap here
 KEY = ["trigrun", "nightly_load"]
 DAGSTER_YAML = f"""\
 run_coordinator:
