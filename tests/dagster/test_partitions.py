@@ -155,3 +155,17 @@ def test_component_partitions_a_job_of_its_jobs_file() -> None:
         cause = cause.__cause__
     assert cause is not None, err.value
     assert "no job named ['Nope']" in str(cause)
+
+
+def test_the_partitioned_schedule_runs_the_window_that_just_closed(
+        airflow: FakeAirflow) -> None:
+    from datetime import datetime, timezone
+
+    defs = build_trigrun_definitions([spec(airflow, partitions={"start": "2026-03-01"})],
+                                     resource=TrigRunResource())
+    schedule = defs.resolve_schedule_def("nightly_load_schedule")
+    tick = datetime(2026, 3, 16, 1, 0, tzinfo=timezone.utc)
+    with dg.build_schedule_context(scheduled_execution_time=tick) as context:
+        result = schedule.evaluate_tick(context)
+    (request,) = result.run_requests or []
+    assert request.partition_key == "2026-03-15"
