@@ -1,9 +1,12 @@
 """The demo's Dagster side (served by the Dagster that `make demo` starts).
 
 - ``refresh_dashboards``: the downstream job the Airflow side launches over GraphQL.
-- ``nightly_warehouse_load`` job and schedule: built by trigrun from a job spec; each tick
-  triggers the Airflow DAG ``warehouse_load`` over REST v2 (JWT from ``/auth/token``) and waits.
-  The Airflow password reaches the resource as ``EnvVar``: the UI shows the variable's name.
+- ``trigrun/nightly_warehouse_load``: an executable asset built by trigrun from a job spec
+  (Materialize in the UI fires it), its job and schedule; each run triggers the Airflow DAG
+  ``warehouse_load`` over REST v2 (JWT from ``/auth/token``) and waits. The Airflow password
+  reaches the resource as ``EnvVar``: the UI shows the variable's name.
+- ``trigrun_upstream_links``: writes "Triggered by <Airflow task>: <its URL>" into the event log
+  of each run trigrun launched here (``refresh_dashboards``), a link on the run's page.
 """
 
 
@@ -12,7 +15,13 @@ import time
 
 import dagster as dg
 
-from trigrun.dagster import TrigRunResource, build_trigrun_job, build_trigrun_schedule
+from trigrun.dagster import (
+    TrigRunResource,
+    build_trigrun_asset,
+    build_trigrun_asset_job,
+    build_trigrun_schedule,
+    build_upstream_link_sensor,
+)
 
 AIRFLOW_URL = os.environ.get("TRIGRUN_DEMO_AIRFLOW_URL", "http://127.0.0.1:8080")
 
@@ -42,10 +51,12 @@ NIGHTLY_LOAD = {
     "wait": {"poll_interval_seconds": 2, "timeout_seconds": 600},
 }
 
-nightly_job = build_trigrun_job(NIGHTLY_LOAD)
+nightly_job = build_trigrun_asset_job(NIGHTLY_LOAD)
 defs = dg.Definitions(
+    assets=[build_trigrun_asset(NIGHTLY_LOAD)],
     jobs=[refresh_dashboards, nightly_job],
     schedules=[build_trigrun_schedule(NIGHTLY_LOAD, job=nightly_job)],
+    sensors=[build_upstream_link_sensor(minimum_interval_seconds=5)],
     resources={"trigrun": TrigRunResource(
         secrets={"airflow-password": dg.EnvVar("TRIGRUN_DEMO_AIRFLOW_PASSWORD")})},
 )

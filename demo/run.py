@@ -2,13 +2,14 @@
 
 1. Starts Airflow 3 (api-server, scheduler, dag-processor, triggerer; SQLite; LocalExecutor)
    serving ``demo/airflow_dags`` and Dagster (webserver; SQLite) serving ``demo/dagster_defs.py``,
-   both on 127.0.0.1.
+   both on 127.0.0.1 (Dagster as ``dagster dev``: webserver and daemon, for the link sensor).
 2. Airflow -> Dagster: runs the DAG ``refresh_dashboards_via_dagster``, whose deferrable
    ``TrigRunOperator`` launches the Dagster job ``refresh_dashboards`` over GraphQL from the worker
    and waits for it in Airflow's triggerer.
 3. Dagster -> Airflow: evaluates the trigrun schedule ``nightly_warehouse_load`` for today's
-   tick (Dagster's own ``build_schedule_context``), launches the job with the run request it
-   returns, and the job triggers the Airflow DAG ``warehouse_load`` over REST v2 with a JWT from
+   tick (Dagster's own ``build_schedule_context``; the schedule itself stays off) and
+   materializes the asset ``trigrun/nightly_warehouse_load`` by hand with that run config: the
+   run triggers the Airflow DAG ``warehouse_load`` over REST v2 with a JWT from
    ``/auth/token`` and waits for it.
 4. Prints each execution log and where to look in each UI, then stops every process it started
    and removes its working folder (``--keep`` keeps the servers up until Enter is pressed).
@@ -31,7 +32,11 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.fixtures.airflow_server import start_airflow_server  # noqa: E402
-from tests.fixtures.dagster_server import free_port, start_dagster_server  # noqa: E402
+from tests.fixtures.dagster_server import (  # noqa: E402
+    DAGSTER_YAML,
+    free_port,
+    start_dagster_server,
+)
 
 WORK = REPO / ".demo"
 AIRFLOW_DAG = "refresh_dashboards_via_dagster"
@@ -43,6 +48,7 @@ TAGS = """query Tags($runId: ID!) {
   runOrError(runId: $runId) { ... on Run { tags { key value } } }
 }"""
 RUNS: list[tuple[str, str, str, str]] = []  # (direction, downstream run, state, URL)
+DAGSTER_RUN_FROM_AIRFLOW: list[str] = []
 EVENTS = """query Events($runId: ID!) {
   logsForRun(runId: $runId, limit: 1000) {
     __typename
@@ -110,8 +116,11 @@ def airflow_to_dagster(af: Any, dg: Any, t0: float) -> bool:
     if dagster_run:
         tags = dg.graphql(TAGS, {"runId": dagster_run})["runOrError"].get("tags") or []
         for tag in tags:
-            if tag["key"].startswith("trigrun/upstream"):
+            if tag["key"].startswith("trigrun/upstream") or tag["key"] == "user":
                 say(f"  {'run tag':<16} {tag['key']} = {tag['value']}")
+        DAGSTER_RUN_FROM_AIRFLOW.append(str(dagster_run))
+        link = upstream_link(dg, dagster_run)
+        say(f"  {'run event log':<16} {link or '(the link sensor wrote nothing)'}")
     RUNS.append(("Airflow -> Dagster", f"Dagster run {dagster_run}", str(status),
                  str(log.get("run_url"))))
     return final["state"] == "success" and status == "SUCCESS"
@@ -138,10 +147,14 @@ def dagster_to_airflow(af: Any, dg: Any, t0: float) -> bool:
         return False
     step(t0, f"Dagster: schedule tick {tick.isoformat()} -> run_key {request.run_key}")
     af.wait_for_dag(AIRFLOW_TARGET_DAG, timeout=180)
-    run_id = dg.launch(schedule.job_name, request.run_config, location=LOCATION,
-                       tags={**request.tags, "dagster/schedule_name": schedule.name})
-    step(t0, f"Dagster: launched run {run_id} of {schedule.job_name}; it triggers the Airflow "
-         f"DAG {AIRFLOW_TARGET_DAG} over REST v2 and waits")
+    # Launched by hand (the schedule is off): the run carries the tick's run config and
+    # trigrun's scheduled-time tag, not the schedule's name.
+    # (evaluate_tick adds dagster/schedule_name to the request: left out.)
+    tags = {k: v for k, v in request.tags.items() if not k.startswith("dagster/")}
+    run_id = dg.launch(schedule.job_name, request.run_config, location=LOCATION, tags=tags)
+    step(t0, f"Dagster: materializing trigrun/nightly_warehouse_load (run {run_id} of "
+         f"{schedule.job_name}); it triggers the Airflow DAG {AIRFLOW_TARGET_DAG} over REST v2 "
+         "and waits")
     status = dg.wait_for_status(run_id, timeout=420)
     step(t0, f"Dagster: run {run_id} ended {status}")
     events = dg.graphql(EVENTS, {"runId": run_id})["logsForRun"].get("events", [])
@@ -161,7 +174,52 @@ def dagster_to_airflow(af: Any, dg: Any, t0: float) -> bool:
         say(f"  {'run note':<16} {run['note']}")
     RUNS.append(("Dagster -> Airflow", f"Airflow run {af_run}", str(af_state).upper(),
                  str(log.get("run_url"))))
-    return status == "SUCCESS" and af_state == "success"
+    launched = dg.run(run_id) or {}
+    posing = "dagster/schedule_name" in (launched.get("tags") or {})
+    say(f"  {'launched as':<16} "
+        f"{'the schedule (wrong)' if posing else 'a hand-launched materialization'}")
+    return status == "SUCCESS" and af_state == "success" and not posing
+
+
+def _pythonpath() -> str:
+    # The repository (for demo.*), then whatever the caller had (e.g. a source tree's src/).
+    return os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+
+
+def upstream_link(dg: Any, run_id: str, timeout: float = 120.0) -> str | None:
+    """The "Triggered by ..." line the link sensor writes into the run's event log."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for message in dg.log_messages(run_id):
+            if message.startswith("Triggered by "):
+                return str(message)
+        time.sleep(2)
+    return None
+
+
+def screenshots(out: Path, shots: list[tuple[str, str]]) -> list[Path]:
+    """Each (name, URL) as a PNG under ``out``, by headless Chromium (scripts/screenshots.sh
+    installs Debian's chromium)."""
+    import subprocess
+    import tempfile
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        raise RuntimeError("chromium is not installed: run scripts/screenshots.sh")
+    out.mkdir(parents=True, exist_ok=True)
+    saved = []
+    for name, url in shots:
+        path = out / f"{name}.png"
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                            "--disable-quic", "--no-first-run",
+                            "--disable-background-networking", "--disable-component-update",
+                            "--disable-sync", f"--user-data-dir={profile}",
+                            "--hide-scrollbars", "--virtual-time-budget=30000",
+                            f"--screenshot={path}", "--window-size=1600,1000", url],
+                           check=True, timeout=180, capture_output=True)
+        saved.append(path)
+    return saved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -169,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true",
                         help="keep the servers up (and .demo/) until Enter is pressed; "
                         "then stop them and remove .demo/")
+    parser.add_argument("--screenshots", type=Path, metavar="DIR",
+                        help="save headless-Chromium screenshots of the Dagster run the Airflow "
+                        "task started and of the asset page in DIR (scripts/screenshots.sh)")
     args = parser.parse_args(argv)
     t0 = time.monotonic()
     shutil.rmtree(WORK, ignore_errors=True)
@@ -180,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         step(t0, "starting Airflow 3 (SQLite, LocalExecutor) on 127.0.0.1 - about a minute")
         with start_airflow_server(WORK / "airflow", REPO / "demo" / "airflow_dags",
                                   extra_env={"TRIGRUN_DEMO_DAGSTER_URL": dagster_url,
-                                             "PYTHONPATH": str(REPO)}) as af:
+                                             "PYTHONPATH": _pythonpath()}) as af:
             step(t0, f"Airflow is up at {af.base_url} (user {af.username})")
             step(t0, "starting Dagster (SQLite) on 127.0.0.1")
             with start_dagster_server(
@@ -188,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                 extra_env={"TRIGRUN_DEMO_AIRFLOW_URL": af.base_url,
                            "TRIGRUN_DEMO_AIRFLOW_PASSWORD": af.password,
                            "DAGSTER_WEBSERVER_URL": dagster_url,
-                           "PYTHONPATH": str(REPO)},
+                           "PYTHONPATH": _pythonpath()},
+                daemon=True,
+                # No "join the community" dialog over the pages (and the screenshots).
+                dagster_yaml=DAGSTER_YAML + "nux:\n  enabled: false\n",
             ) as dg:
                 step(t0, f"Dagster is up at {dg.base_url}")
                 first = airflow_to_dagster(af, dg, t0)
@@ -201,10 +265,19 @@ def main(argv: list[str] | None = None) -> int:
                 say(f"  Dagster UI  {dg.base_url}/runs  and  "
                     f"{dg.base_url}/assets/trigrun/nightly_warehouse_load")
                 say("  Each downstream run names the run that started it: the Dagster run's "
-                    "tags trigrun/upstream*, the Airflow DAG run's note.")
+                    "'Launched by' and a 'Triggered by' link in its event log, the Airflow DAG "
+                    "run's note. Materialize on the asset page fires the Airflow DAG again.")
                 say("\nDownstream runs:")
                 for direction, run, state, url in RUNS:
                     say(f"  {direction:<19} {state:<8} {run}\n  {'':<19} {url}")
+                if args.screenshots is not None:
+                    shots = [("dagster-asset-materialize",
+                              f"{dg.base_url}/assets/trigrun/nightly_warehouse_load")]
+                    if DAGSTER_RUN_FROM_AIRFLOW:
+                        shots.insert(0, ("dagster-run-from-airflow",
+                                         f"{dg.base_url}/runs/{DAGSTER_RUN_FROM_AIRFLOW[0]}"))
+                    for path in screenshots(args.screenshots, shots):
+                        say(f"  screenshot  {path}")
                 if args.keep:
                     input("\nServers are up; press Enter to stop them (and remove .demo/). ")
                 else:

@@ -1,6 +1,6 @@
-"""The example code location. From the repository root:
-``dagster definitions validate -f example_dagster/definitions.py``, or
-``dagster dev -w example_dagster/workspace.yaml``.
+"""The example code location. Inside ``example_dagster/``: ``dg check defs``, ``dg list defs``,
+``dagster dev`` (its workspace.yaml); from the repository root:
+``dagster definitions validate -w example_dagster/workspace.yaml``.
 
 Three ways to declare trigrun jobs, merged into one ``Definitions``:
 
@@ -10,7 +10,7 @@ Three ways to declare trigrun jobs, merged into one ``Definitions``:
 - ``jobs.yaml``: the seed's multi-job pipeline (extract, transform, load, notify), built with
   ``build_trigrun_definitions``: each job an asset that Materialize fires, drawn as the
   lineage Extract -> Transform -> Load dashboards -> Notify team;
-- ``defs/nightly_etl/defs.yaml``: a ``TrigRunComponent`` whose secrets are environment
+- ``example_dagster/defs/nightly_etl/defs.yaml``: a ``TrigRunComponent`` whose secrets are environment
   variable names (shown as such in the UI), waiting through the completion sensor.
 
 Secrets are ``EnvVar``s: read inside runs only. Loading makes no network call.

@@ -260,6 +260,30 @@ class WaitSpec(_Model):
     running_values: list[str] = Field(default_factory=lambda: ["queued", "pending", "scheduled", "running", "started", "in_progress", "starting"])
 
 
+class PartitionsSpec(_Model):
+    """The job's Dagster partitions (docs/dagster.md): one downstream run per partition.
+    ``start``: time windows that follow the job's cron (in its time zone) from this date;
+    ``keys``: static partitions, the key in templates as ``{{ partition_key }}``."""
+
+    start: datetime | None = Field(None, examples=["2026-01-01"], description="First window "
+                                   "(ISO 8601 date or time, read in schedule.timezone); "
+                                   "needs schedule.cron, whose ticks bound the windows.")
+    end: datetime | None = Field(None, description="Last window's end (default: open).")
+    keys: list[str] | None = Field(None, min_length=1, examples=[["eu", "us"]],
+                                   description="Static partition keys (instead of `start`).")
+    time: Literal["start", "end"] = Field(
+        "start", description="Which edge of a time window is the fire's scheduled time "
+        "(templates, idempotency key): `start` = Airflow's data_interval_start, `end` = "
+        "data_interval_end (the tick that closes the window).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> PartitionsSpec:
+        if (self.start is None) == (self.keys is None):
+            raise ValueError("partitions: give `start` (time windows along schedule.cron) or "
+                             "`keys` (static partitions), e.g. {\"start\": \"2026-01-01\"}")
+        return self
+
+
 class QueueSpec(_Model):
     """The queue a job runs in (the seed's ``queue``): jobs of one queue name share its
     concurrency limit. Mapped to the orchestrator's own mechanism: an Airflow pool, a Dagster
@@ -529,6 +553,10 @@ class JobSpec(_Model):
                                 "(docs/upstream.md): the Airflow DAG run's note and conf key "
                                 "`trigrun`, Dagster run tags, the Prefect flow run's name and "
                                 "tags, the dbt Cloud cause. False: send none of it.")
+    partitions: PartitionsSpec | None = Field(
+        None, description="Dagster only: partition the job's asset, one downstream run per "
+        "partition (docs/dagster.md), e.g. {\"start\": \"2026-01-01\"} for windows along "
+        "schedule.cron.")
 
     @field_validator("allowed_origins")
     @classmethod

@@ -38,6 +38,8 @@ def test_an_airflow_task_fires_a_dagster_job_whose_run_names_the_task_instance(
     assert run["status"] == "SUCCESS"
     assert run["tags"]["trigrun/upstream"] == f"Airflow task {DAG_ID}.fire (run {dr.run_id})"
     assert run["tags"]["trigrun/upstream_url"] == ti.log_url
+    # What the Runs list shows as "Launched by" (docs/upstream.md).
+    assert run["tags"]["user"] == run["tags"]["trigrun/upstream"]
     assert f"/dags/{DAG_ID}/runs/" in ti.log_url
     # The link is the Dagster run's page, stored under trigrun's one link key.
     assert got["_link_TrigRunLink"] == got["run_url"]

@@ -138,8 +138,10 @@ def test_dagster_run_tags_name_the_upstream(server: LocalServer,
                                 upstream=AIRFLOW_UP)
     assert result.ok, result.error
     tags = dagster_tags(trigger_body(server, "/graphql"))
+    # `user` is what the Runs list shows as "Launched by" (docs/upstream.md).
     assert tags == {"team": "data", "trigrun/idempotency_key": result.idempotency_key,
-                    "trigrun/upstream": AIRFLOW_UP.name, "trigrun/upstream_url": AIRFLOW_UP.url}
+                    "trigrun/upstream": AIRFLOW_UP.name, "trigrun/upstream_url": AIRFLOW_UP.url,
+                    "user": AIRFLOW_UP.name}
 
 
 def test_dagster_raw_launch_body_keeps_its_own_upstream_tag(

@@ -83,13 +83,15 @@ def test_dagster_definitions_validate_passes_on_the_example_with_no_network(
     dagster = Path(sys.executable).with_name("dagster")
 
     done = subprocess.run(
-        [*_no_network_prefix(), str(dagster), "definitions", "validate", "-f",
-         "example_dagster/definitions.py"],
+        [*_no_network_prefix(), str(dagster), "definitions", "validate", "-w",
+         "example_dagster/workspace.yaml"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240, check=False)
 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     assert "All code locations passed validation" in output
+    # The location's name is the dg project's: no "does not match" warning (six times, with -f).
+    assert "does not match the name" not in output
     assert not attempts.exists(), attempts.read_text()
     # The guard was really loaded (else the check above proves nothing).
     probe = subprocess.run(

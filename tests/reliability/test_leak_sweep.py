@@ -105,6 +105,10 @@ def copy_rewritten(src: Path, dst: Path, fakes: Fakes, rename: dict[str, str] | 
     """``src`` copied to ``dst`` with the example hosts replaced by the fakes' URLs (and dbt
     Cloud's default base URL written out) and poll intervals of 1 s; nothing else changes."""
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+    for old, new in (rename or {}).items():  # folders too (example_dagster's root module)
+        for path in sorted(dst.rglob(old), reverse=True):
+            if path.is_dir():
+                path.rename(path.with_name(new))
     for path in dst.rglob("*"):
         if path.suffix not in (".py", ".yaml", ".yml", ".toml"):
             continue

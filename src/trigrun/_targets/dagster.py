@@ -13,6 +13,7 @@ from ._base import JSON_HEADERS, HttpCall, HttpReply, Preset, PresetError, RunRe
 KEY_TAG = "trigrun/idempotency_key"
 UPSTREAM_TAG = "trigrun/upstream"
 UPSTREAM_URL_TAG = "trigrun/upstream_url"
+LAUNCHED_BY_TAG = "user"
 STATES = {
     "QUEUED": RunState.QUEUED,
     "NOT_STARTED": RunState.QUEUED,
@@ -234,7 +235,8 @@ def _upstream_tags(upstream: Upstream | None) -> dict[str, str]:
     """The run tags that name the upstream (Dagster's UI lists them on the run's page)."""
     if upstream is None:
         return {}
-    tags = {UPSTREAM_TAG: upstream.name}
+    # `user` is the tag the Runs list's "Launched by" column shows (else "Manually launched").
+    tags = {UPSTREAM_TAG: upstream.name, LAUNCHED_BY_TAG: upstream.name}
     if upstream.url:
         tags[UPSTREAM_URL_TAG] = upstream.url
     return tags

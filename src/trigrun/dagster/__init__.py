@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ._metadata import asset_key_for, run_metadata, trigger_metadata
     from ._resource import RESOURCE_KEY, TrigRunResource
     from ._sensor import build_trigrun_sensor
+    from ._upstream_link import build_upstream_link_sensor
 
 _EXPORTS: dict[str, str] = {
     "RESOURCE_KEY": "._resource",
@@ -42,6 +43,7 @@ _EXPORTS: dict[str, str] = {
     "build_trigrun_definitions": "._factories",
     "op_name_for": "._factories",
     "build_trigrun_sensor": "._sensor",
+    "build_upstream_link_sensor": "._upstream_link",
     "TrigRunComponent": "._component",
     "asset_key_for": "._metadata",
     "trigger_metadata": "._metadata",
@@ -60,6 +62,7 @@ __all__ = [
     "build_trigrun_job",
     "build_trigrun_schedule",
     "build_trigrun_sensor",
+    "build_upstream_link_sensor",
     "op_name_for",
     "run_metadata",
     "trigger_metadata",

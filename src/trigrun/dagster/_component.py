@@ -52,10 +52,8 @@ def _env_var_names(context: dg.ResolutionContext, value: Any) -> dict[str, str]:
 
 
 class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
-    """trigrun jobs from a jobs file or inline specs: an executable asset and its job per spec,
-    a schedule per cron job,
-    the ``TrigRunResource`` (secrets as ``EnvVar``s) and, with ``wait_in: sensor``, the
-    completion sensor."""
+    # One line, no RST markup: `dg list components` prints the docstring's lines as they are.
+    """trigrun jobs from a jobs file or inline specs: per job an executable asset (optionally partitioned), its job and, for cron jobs, a schedule; the trigrun resource with secrets as EnvVars; with wait_in: sensor, the completion sensor."""
 
     jobs_file: str | None = Field(
         default=None, description="Jobs file (YAML or JSON), relative to this defs.yaml.")
@@ -108,6 +106,14 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
     allowed_origins: list[str] = Field(
         default_factory=list, description="More origins (scheme://host[:port]) the jobs' "
         "credentials may go to (docs/security.md).")
+    partitions: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="job name -> its partitions, as a jobs file's "
+        "partitions: key (e.g. Nightly ETL: {start: '2026-01-01'}); wins over the jobs "
+        "file's own.")
+    partition_time: Literal["start", "end"] | None = Field(
+        default=None, description="Which edge of a time-window partition is the fire's "
+        "scheduled time: start (Airflow's data_interval_start) or end (data_interval_end). "
+        "Default: each job's partitions.time, else start.")
 
     def _specs(self, base: Path) -> list[Any]:
         if (self.jobs_file is None) == (self.jobs is None):
@@ -119,6 +125,8 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         base = context.path if context.path.is_dir() else context.path.parent
         specs = self._specs(base)
+        if self.partitions:
+            specs = _with_partitions(specs, self.partitions)
         if self.proxy and urlsplit(self.proxy).password:
             raise SpecError("TrigRunComponent: proxy holds a password, which the Dagster UI "
                             "would show; put the URL in an environment variable and give its "
@@ -136,4 +144,22 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
             default_status=(dg.DefaultScheduleStatus.RUNNING if self.schedules_running
                             else dg.DefaultScheduleStatus.STOPPED),
             sensor_name=self.sensor_name or f"{self.resource_key}_completion_sensor",
-            assets=self.assets, deps=self.deps or None)
+            assets=self.assets, deps=self.deps or None, partition_time=self.partition_time)
+
+
+def _with_partitions(specs: list[Any], partitions: dict[str, dict[str, Any]]) -> list[Any]:
+    """The specs with ``partitions`` (job name or slug -> a jobs file's ``partitions:``)."""
+    by_name = {s.name: s for s in specs} | {s.slug: s for s in specs}
+    unknown = sorted(set(partitions) - set(by_name))
+    if unknown:
+        raise SpecError(f"TrigRunComponent: partitions: no job named {unknown}; give a job's "
+                        f"name or slug, one of {sorted(s.name for s in specs)}")
+    out = []
+    for spec in specs:
+        given = partitions.get(spec.name, partitions.get(spec.slug))
+        if given is not None:
+            data = spec.model_dump(mode="json", exclude_unset=True, by_alias=True)
+            data["partitions"] = given
+            spec = parse_jobs(data)[0]
+        out.append(spec)
+    return out

@@ -26,6 +26,15 @@ from ._metadata import (
     run_metadata,
     trigger_metadata,
 )
+from ._partitions import (
+    DAGSTER_SCHEDULED_TAG,
+    PartitionsArg,
+    PartitionTime,
+    partition_fire,
+    partition_time_of,
+    partitioned_schedule,
+    partitions_for,
+)
 from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
 from ._sensor import build_trigrun_sensor
 
@@ -36,8 +45,7 @@ OP_TAG = "trigrun/op"
 JOB_TAG = "trigrun/job"
 RUN_ID_TAG = "trigrun/run_id"
 SCHEDULED_TAG = "trigrun/scheduled_time"
-# Set by Dagster on runs a schedule launched (dagster._core.storage.tags).
-_DAGSTER_SCHEDULED_TAG = ".dagster/scheduled_execution_time"
+_DAGSTER_SCHEDULED_TAG = DAGSTER_SCHEDULED_TAG
 _ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
            dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
            dg.DagsterRunStatus.CANCELING]
@@ -122,17 +130,26 @@ class _Fired:
 
 
 def _fire(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
-          resource_key: str, wait_in: WaitIn) -> _Fired:
+          resource_key: str, wait_in: WaitIn, edge: PartitionTime = "start") -> _Fired:
     """Fire (and wait, where the op waits); a failed fire or run raises ``dg.Failure``."""
     started = time.monotonic()
     resource: TrigRunResource = getattr(context.resources, resource_key)
     scheduled = _scheduled_time(context, config.scheduled_time, spec)
+    names: dict[str, Any] = {}
+    part_key: str | None = None
+    part = partition_fire(context, spec, edge, scheduled)
+    if part is not None:
+        spec, names = part.spec, part.names
+        part_key = str(names["partition_key"])
+        # A scheduled_time given in run config still wins: it is asked for by name.
+        if part.scheduled is not None and not config.scheduled_time:
+            scheduled = part.scheduled
     waits = spec.waits if config.wait is None else config.wait
     track = ("op" if wait_in == "op" else "sensor") if waits else "none"
     key = asset_key_for(spec)
     with resource.engine(context) as engine:
         result = resource.fire(spec, context=context, scheduled_time=scheduled,
-                               params=config.params, engine=engine)
+                               params=config.params, engine=engine, template_vars=names)
         md = trigger_metadata(result)
         if not result.ok:
             raise dg.Failure(description=result.error or f"job {spec.name!r}: trigger failed",
@@ -140,13 +157,16 @@ def _fire(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
         if result.run_id is not None:
             context.instance.add_run_tags(context.run_id, {RUN_ID_TAG: result.run_id[:255]})
         if result.skipped:
-            context.log_event(dg.AssetObservation(asset_key=key, metadata={**md, PHASE: "skipped"}))
+            context.log_event(dg.AssetObservation(asset_key=key, metadata={**md, PHASE: "skipped"},
+                                                    partition=part_key))
             return _Fired({"trigger": result.to_log(), "run": None}, md, "skipped", track, None)
         fired: dict[str, Any] = {**md, PHASE: "fired", TRACK: track,
                                  "scheduled_time_local": scheduled.isoformat()}
+        if "partition_key" in names:
+            fired["partition_key"] = names["partition_key"]
         if config.params:
             fired["params"] = dg.MetadataValue.json(config.params)
-        context.log_event(dg.AssetObservation(asset_key=key, metadata=fired))
+        context.log_event(dg.AssetObservation(asset_key=key, metadata=fired, partition=part_key))
         if track != "op":
             return _Fired({"trigger": result.to_log(), "run": None}, headline(md, started),
                           "fired", track, None)
@@ -160,7 +180,8 @@ def _fire(context: dg.OpExecutionContext, config: TrigRunConfig, spec: JobSpec,
     md = headline(md, started)
     ended = {**md, PHASE: "ended"}
     if not run.ok:
-        context.log_event(dg.AssetObservation(asset_key=key, metadata=ended))
+        context.log_event(dg.AssetObservation(asset_key=key, metadata=ended,
+                                                    partition=part_key))
         raise dg.Failure(description=run.message, metadata=md)
     return _Fired({"trigger": result.to_log(), "run": run.to_log()}, md, "ended", track, ended)
 
@@ -216,7 +237,9 @@ def build_trigrun_job(spec: JobSpec | Mapping[str, Any], *, name: str | None = N
 def build_trigrun_asset(spec: JobSpec | Mapping[str, Any], *, name: str | None = None,
                         wait_in: WaitIn = "op", resource_key: str = RESOURCE_KEY,
                         deps: Sequence[dg.AssetKey] = (), group_name: str = "trigrun",
-                        retry_policy: dg.RetryPolicy | None = None) -> dg.AssetsDefinition:
+                        retry_policy: dg.RetryPolicy | None = None,
+                        partitions_def: PartitionsArg = None,
+                        partition_time: PartitionTime | None = None) -> dg.AssetsDefinition:
     """The job's asset ``trigrun/<slug>``, executable: materializing it fires the trigger and,
     where the op waits, waits for the downstream run. Its materialization's metadata starts
     with the run URL, state and duration; a downstream run that does not succeed fails the
@@ -226,26 +249,38 @@ def build_trigrun_asset(spec: JobSpec | Mapping[str, Any], *, name: str | None =
 
     The op is named ``op_name_for(name or slug)``, as in ``build_trigrun_job``, so run config
     (``ops.<op>.config``) is the same for both forms. ``deps``: upstream asset keys, shown as
-    lineage (and run first when both are selected in one run)."""
+    lineage (and run first when both are selected in one run).
+
+    ``partitions_def`` (default: the spec's ``partitions:``): one downstream run per partition
+    (docs/dagster.md). For time windows the window's ``partition_time`` edge (default
+    ``start``, or the spec's ``partitions.time``) is the scheduled time of the fire, so a
+    partition fires once however often it is materialized; templates also get
+    ``{{ partition_key }}``, ``{{ data_interval_start }}`` and ``{{ data_interval_end }}``.
+    A static partition's key is ``{{ partition_key }}`` and part of its idempotency key.
+    Backfills run one partition per run."""
     spec = as_spec(spec)
     if wait_in not in ("op", "sensor"):
         raise ValueError(f"wait_in must be 'op' or 'sensor', not {wait_in!r}")
     job_name = name or spec.slug
     key = asset_key_for(spec)
+    parts = partitions_for(spec, partitions_def)
+    edge = partition_time_of(spec, partition_time)
     asset_spec = dg.AssetSpec(
         key, deps=list(deps), group_name=group_name, kinds={"trigrun"},
         description=spec.description or f"Runs started by trigrun job {spec.name!r}",
         metadata={"trigrun_job": spec.name},
         # Not every step materializes: a skipped fire, or one whose end the sensor records.
-        skippable=True)
+        skippable=True, partitions_def=parts)
 
     @dg.multi_asset(name=op_name_for(job_name), specs=[asset_spec],
                     required_resource_keys={resource_key}, retry_policy=retry_policy,
                     pool=_pool(spec), op_tags={"kind": "trigrun"},
-                    config_schema=_config_schema())
+                    config_schema=_config_schema(),
+                    # One partition, one run, one downstream run: never a range in one step.
+                    backfill_policy=dg.BackfillPolicy.multi_run(1) if parts else None)
     def _asset(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult[Any]]:
         op_context = context.op_execution_context
-        done = _fire(op_context, _config_of(op_context), spec, resource_key, wait_in)
+        done = _fire(op_context, _config_of(op_context), spec, resource_key, wait_in, edge)
         if done.phase == "ended":
             yield dg.MaterializeResult(asset_key=key, metadata=done.md)
         elif done.phase == "fired" and done.track == "none":
@@ -261,12 +296,16 @@ def build_trigrun_asset(spec: JobSpec | Mapping[str, Any], *, name: str | None =
 def build_trigrun_asset_job(spec: JobSpec | Mapping[str, Any], *, name: str | None = None,
                             tags: Mapping[str, str] | None = None,
                             executor_def: dg.ExecutorDefinition | None = None,
+                            partitions_def: PartitionsArg = None,
                             ) -> UnresolvedAssetJobDefinition:
     """The job that materializes the job's asset (``build_trigrun_asset``): what its schedule
-    runs, named like ``build_trigrun_job``'s job. Give the asset to ``Definitions`` too."""
+    runs, named like ``build_trigrun_job``'s job. Give the asset to ``Definitions`` too.
+    ``partitions_def``: as the asset's (default: the spec's ``partitions:``); a partitioned
+    job takes ``build_schedule_from_partitioned_job`` and backfills."""
     spec = as_spec(spec)
     job_name = name or spec.slug
     return dg.define_asset_job(
+        partitions_def=partitions_for(spec, partitions_def),
         name=job_name, selection=dg.AssetSelection.assets(asset_key_for(spec)),
         description=spec.description or f"trigrun job {spec.name!r}",
         tags={JOB_TAG: spec.name[:255], OP_TAG: op_name_for(job_name), **(tags or {})},
@@ -375,6 +414,8 @@ def build_trigrun_definitions(
     sensor_interval_seconds: int | None = None,
     assets: AssetForm = "executable",
     deps: Mapping[str, Sequence[str]] | None = None,
+    partitions_def: PartitionsArg = None,
+    partition_time: PartitionTime | None = None,
 ) -> dg.Definitions:
     """Per job spec in a jobs file (or list): an executable asset ``trigrun/<slug>`` and the
     job ``<slug>`` that materializes it (Materialize in the UI fires the job), a schedule per
@@ -384,7 +425,12 @@ def build_trigrun_definitions(
     ``assets="external"``: the earlier form, a one-op job per spec (``build_trigrun_job``)
     and an external asset that only records the runs (no Materialize button), for code that
     selects ops rather than assets. ``deps``: job name -> the job names it comes after, shown
-    as asset lineage (executable form only)."""
+    as asset lineage (executable form only).
+
+    ``partitions_def``: one ``PartitionsDefinition`` for every job, or job name -> one;
+    jobs not given one use their spec's ``partitions:`` (docs/dagster.md). A partitioned
+    cron job's schedule is ``build_schedule_from_partitioned_job`` (time windows) or one run
+    per key at each tick (static keys)."""
     specs = _specs_from(source)
     if assets not in ("executable", "external"):
         raise ValueError(f"assets must be 'executable' or 'external', not {assets!r}")
@@ -399,14 +445,20 @@ def build_trigrun_definitions(
         raise SpecError("deps: asset dependencies need the executable assets; drop "
                         "assets='external' or the deps")
     jobs: list[AnyJob] = []
-    schedules: list[dg.ScheduleDefinition] = []
+    schedules: list[Any] = []
     asset_defs: list[dg.AssetsDefinition | dg.AssetSpec] = []
     for spec in specs:
         job: AnyJob
+        parts = partitions_for(spec, partitions_def)
+        if parts is not None and assets == "external":
+            raise SpecError(f"job {spec.name!r}: partitions need the executable assets; drop "
+                            "assets='external' or the partitions")
         if assets == "executable":
             asset_defs.append(build_trigrun_asset(spec, wait_in=wait_in, resource_key=resource_key,
-                                                  deps=lineage.get(spec.slug, ())))
-            job = build_trigrun_asset_job(spec)
+                                                  deps=lineage.get(spec.slug, ()),
+                                                  partitions_def=parts,
+                                                  partition_time=partition_time))
+            job = build_trigrun_asset_job(spec, partitions_def=parts)
         else:
             job = build_trigrun_job(spec, wait_in=wait_in, resource_key=resource_key)
             asset_defs.append(dg.AssetSpec(
@@ -414,7 +466,13 @@ def build_trigrun_definitions(
                 group_name="trigrun", kinds={"trigrun"}, metadata={"trigrun_job": spec.name}))
         jobs.append(job)
         if spec.effective_kind == "cron":
-            schedules.append(build_trigrun_schedule(spec, job=job, default_status=default_status))
+            if parts is not None:
+                status = default_status or dg.DefaultScheduleStatus.STOPPED
+                schedules.append(partitioned_schedule(
+                    spec, job, parts, status if spec.enabled else dg.DefaultScheduleStatus.STOPPED))
+            else:
+                schedules.append(build_trigrun_schedule(spec, job=job,
+                                                        default_status=default_status))
     sensors: list[dg.SensorDefinition] = []
     tracked = [s for s in specs if s.waits]
     if wait_in == "sensor" and tracked:

@@ -163,15 +163,19 @@ class TrigRunResource(dg.ConfigurableResource):
     # -- the three calls -----------------------------------------------------------------------
     def fire(self, spec: JobSpec | Mapping[str, Any], *, context: Any = None,
              scheduled_time: datetime | None = None, params: Mapping[str, Any] | None = None,
-             engine: Engine | None = None) -> TriggerResult:
-        """Send the trigger request (with retries). Failures are in the result, not raised."""
+             engine: Engine | None = None,
+             template_vars: Mapping[str, Any] | None = None) -> TriggerResult:
+        """Send the trigger request (with retries). Failures are in the result, not raised.
+        ``template_vars``: more names for the job's templates (e.g. ``partition_key``)."""
         spec = as_spec(spec)
         if engine is None:
             with self.engine(context) as own:
                 return self.fire(spec, context=context, scheduled_time=scheduled_time,
-                                 params=params, engine=own)
-        extra = {"params": dict(params)} if params else None
-        result = engine.fire(spec, extra, scheduled_time=scheduled_time,
+                                 params=params, engine=own, template_vars=template_vars)
+        extra: dict[str, Any] = dict(template_vars or {})
+        if params:
+            extra["params"] = dict(params)
+        result = engine.fire(spec, extra or None, scheduled_time=scheduled_time,
                              upstream=self.upstream(context))
         self._log(context).info(f"trigrun: {_describe_fire(result)}")
         return result

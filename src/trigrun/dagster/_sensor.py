@@ -158,6 +158,7 @@ def _new_fired(context: dg.SensorEvaluationContext, spec: JobSpec, state: dict[s
             "run_url": _value(md, "run_url"),
             "scheduled_time": _value(md, "scheduled_time_local") or _value(md, "scheduled_time"),
             "params": _value(md, "params") or {},
+            "partition": _value(md, "partition_key"),
             "fired_at": record.timestamp, "dagster_run_id": record.run_id, "errors": 0,
         })
     return found
@@ -182,9 +183,10 @@ def _ended(spec: JobSpec, p: Mapping[str, Any], state: RunState, message: str,
     if p.get("scheduled_time"):
         md["scheduled_time"] = dg.MetadataValue.text(str(p["scheduled_time"]))
     key = asset_key_for(spec)
+    part = p.get("partition")
     if state is RunState.SUCCESS:
-        return dg.AssetMaterialization(asset_key=key, metadata=md)
-    return dg.AssetObservation(asset_key=key, metadata=md)
+        return dg.AssetMaterialization(asset_key=key, metadata=md, partition=part)
+    return dg.AssetObservation(asset_key=key, metadata=md, partition=part)
 
 
 async def _check(resource: TrigRunResource, items: list[tuple[JobSpec, str]],
