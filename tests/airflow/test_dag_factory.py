@@ -49,7 +49,7 @@ def write_jobs(tmp_path: Path, jobs: list[dict[str, Any]], name: str = "jobs.jso
 
 
 def test_example_dags_load_with_zero_import_errors(no_network: list[Any]) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.helpers.airflow_versions import DagBag
 
     bag = DagBag(dag_folder=str(EXAMPLES))
     assert bag.import_errors == {}
@@ -119,7 +119,7 @@ def test_a_bad_spec_fails_loudly_naming_file_job_and_field(tmp_path: Path) -> No
 
 
 def test_a_bad_spec_is_an_import_error_in_the_dagbag(tmp_path: Path) -> None:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.helpers.airflow_versions import DagBag
 
     jobs = write_jobs(tmp_path, [{**SEED_JOB, "name": "Broken", "retry_policy":
                                   {"retry_on_statuses": [404]}}])

@@ -41,7 +41,7 @@ def fake(airflow_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAirfl
 
 @cache
 def _bag(path: Any) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.helpers.airflow_versions import DagBag
 
     bag = DagBag(dag_folder=str(path))
     assert not bag.import_errors, bag.import_errors

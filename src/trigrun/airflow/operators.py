@@ -48,11 +48,14 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+from ._compat import (  # first: a clear ImportError without Airflow
+    AirflowFailException,
+    conf,
+    current_dag_and_group,
+)
 
 # isort: split
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator
 
 from .. import (
     Engine,
@@ -315,14 +318,11 @@ class TrigRunOperator(BaseOperator):
         if kwargs.get("emit_asset"):
             name = kwargs.get("job_name") or data.get("name")
             if not name:
-                from airflow.sdk.definitions._internal.contextmanager import (
-                    DagContext,
-                    TaskGroupContext,
-                )
-
-                dag = kwargs.get("dag") or DagContext.get_current()
-                group = kwargs.get("task_group") or (
-                    TaskGroupContext.get_current(dag) if dag is not None else None)
+                dag, group = current_dag_and_group(kwargs.get("dag"))
+                group = kwargs.get("task_group") or group
+                if dag is None:
+                    raise SpecError(f"{where}: emit_asset=True needs a job name, and the DAG "
+                                    "of this task is not known here; give job_name=...")
                 task_id = str(kwargs.get("task_id"))
                 task_id = group.child_id(task_id) if group is not None else task_id
                 name = f"{getattr(dag, 'dag_id', None)}.{task_id}"
