@@ -63,9 +63,8 @@ def test_example_dags_load_with_zero_import_errors(no_network: list[Any]) -> Non
 
 
 def test_one_dag_per_job_with_its_schedule(tmp_path: Path, no_network: list[Any]) -> None:
-    from airflow.sdk import CronTriggerTimetable
-
     from trigrun.airflow import TrigRunOperator, dags_from_specs
+    from trigrun.airflow._compat import CronTriggerTimetable
 
     jobs = [SEED_JOB,
             {**SEED_JOB, "name": "NY job", "schedule": {"cron": "30 1 * * *",

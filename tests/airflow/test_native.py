@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.airflow_versions import needs_airflow
 from tests.helpers.httpserver import LocalServer, Reply
 from trigrun import SpecError
 
@@ -216,6 +217,7 @@ def test_a_bad_max_requests_per_second_names_the_connection_and_field(
         TrigRunHook(trigrun_conn_id="trigrun_badrate").connection_info()
 
 
+@needs_airflow(3, 2, "the declarative connection form (conn-fields)")
 def test_the_connection_form_shows_max_requests_per_second() -> None:
     from airflow.providers_manager import ProvidersManager
 
@@ -275,10 +277,9 @@ def fake_airflow(airflow_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
 @pytest.mark.parametrize("mode", ["worker", "deferred"])
 def test_the_fire_waits_for_delay_seconds_after_the_scheduled_time_and_names_the_task(
         fake_airflow: Any, mode: str) -> None:
-    from tests.helpers.airflow_versions import DagBag
-
     from tests.airflow._live import task_instance
     from tests.conftest import AIRFLOW_TEST_DAGS
+    from tests.helpers.airflow_versions import DagBag
 
     bag = DagBag(dag_folder=str(AIRFLOW_TEST_DAGS / "trigrun_native.py"))
     assert not bag.import_errors, bag.import_errors

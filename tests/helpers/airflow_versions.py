@@ -7,6 +7,8 @@ Import this module only where Airflow is installed.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from trigrun.airflow._versions import installed_airflow, parse
@@ -27,11 +29,28 @@ except ImportError:
         SerializedDAG as DagSerialization,
     )
 
+# Airflow 3.1 exposed redact in airflow.sdk.log; 3.0 has it with the masker.
+try:
+    from airflow.sdk.log import redact
+except ImportError:
+    from airflow.sdk.execution_time.secrets_masker import redact  # type: ignore[no-redef]
+
+
+def runtime_hooks() -> Any:
+    """The hooks a worker resolves connection types with."""
+    try:  # Airflow 3.2 split the workers' provider registry out of ProvidersManager
+        from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+    except ImportError:
+        from airflow.providers_manager import ProvidersManager
+
+        return ProvidersManager().hooks
+    return ProvidersManagerTaskRuntime().hooks
+
 
 def needs_airflow(major: int, minor: int, why: str) -> pytest.MarkDecorator:
     """Skip on an older Airflow, saying which feature it lacks (docs/airflow.md lists them)."""
-    return pytest.mark.skipif(AIRFLOW < (major, minor),
+    return pytest.mark.skipif((major, minor) > AIRFLOW,
                               reason=f"needs Airflow {major}.{minor}+: {why}")
 
 
-__all__ = ["AIRFLOW", "DagBag", "DagSerialization", "needs_airflow"]
+__all__ = ["AIRFLOW", "DagBag", "DagSerialization", "needs_airflow", "redact", "runtime_hooks"]

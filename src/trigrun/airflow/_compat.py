@@ -153,6 +153,20 @@ async def aextra_dejson(conn: Any) -> dict[str, Any]:
     return extra if isinstance(extra, dict) else {}
 
 
+# -- task instances -------------------------------------------------------------------------
+
+
+def task_log_url(ti: Any) -> str | None:
+    """Airflow's URL of a task instance's page, or None (the caller builds it)."""
+    try:
+        url = ti.log_url
+    except Exception:
+        return None
+    # Airflow 3.1 made RuntimeTaskInstance.log_url a property; on 3.0 it is a field filled
+    # only by the task runner's start-up (None under dag.test()).
+    return str(url) if url else None
+
+
 # -- secrets backends -----------------------------------------------------------------------
 
 
@@ -201,4 +215,5 @@ __all__ = [
     "is_not_found",
     "mask_secret",
     "secrets_backends",
+    "task_log_url",
 ]

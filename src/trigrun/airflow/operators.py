@@ -52,6 +52,7 @@ from ._compat import (  # first: a clear ImportError without Airflow
     AirflowFailException,
     conf,
     current_dag_and_group,
+    task_log_url,
 )
 
 # isort: split
@@ -526,12 +527,13 @@ class TrigRunOperator(BaseOperator):
         index = getattr(ti, "map_index", -1)
         mapped = f", map index {index}" if isinstance(index, int) and index >= 0 else ""
         name = f"Airflow task {dag_id}.{self.task_id} (run {run_id}{mapped})"
-        try:
-            url: str | None = str(ti.log_url)  # type: ignore[union-attr]
-        except Exception:
+        url = task_log_url(ti)
+        if url is None:
             base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+            tries = getattr(ti, "try_number", None)
             url = (f"{base}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{self.task_id}"
-                   + (f"/mapped/{index}" if mapped else ""))
+                   + (f"/mapped/{index}" if mapped else "")
+                   + (f"?try_number={tries}" if isinstance(tries, int) and tries > 0 else ""))
         return Upstream(kind="airflow", name=name, url=url, run_id=run_id or None)
 
     def _emitted(self, context: Any, log: dict[str, Any]) -> dict[str, Any]:
