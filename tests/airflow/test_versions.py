@@ -59,3 +59,30 @@ def test_a_deferrable_task_sends_a_secret_header_and_waits_in_the_triggerer(
     if AIRFLOW < (3, 1):
         lines = [line for line in lines if "MaskSecret(value=" not in line]
     assert not [line for line in lines if SECRET in line]
+
+
+@pytest.mark.parametrize("version", ["2.10.5", "4.0.0"])
+def test_the_provider_registers_nothing_on_an_unsupported_airflow(
+        version: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    from trigrun.airflow import _provider
+
+    monkeypatch.setattr(_provider, "installed_airflow", lambda: version)
+    monkeypatch.setattr(_provider, "_warned", False)
+    info = _provider.get_provider_info()
+    again = _provider.get_provider_info()
+    assert info["package-name"] == "trigrun"
+    assert not {"connection-types", "hooks", "triggers", "extra-links", "operators"} & set(info)
+    assert again == info
+    warnings = [r.getMessage() for r in caplog.records if r.name == _provider.__name__]
+    assert len(warnings) == 1  # one message, however often Airflow asks
+    assert f"Airflow {version} is installed" in warnings[0]
+    assert "Apache Airflow 3.0 to 3.x" in warnings[0]
+    assert "pip install 'trigrun[airflow]'" in warnings[0]
+
+
+def test_the_provider_registers_everything_on_this_airflow() -> None:
+    from trigrun.airflow._provider import get_provider_info
+
+    info = get_provider_info()
+    assert info["connection-types"][0]["hook-class-name"] == "trigrun.airflow.hooks.TrigRunHook"
+    assert "trigrun.airflow.triggers" in info["triggers"][0]["python-modules"]
