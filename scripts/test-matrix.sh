@@ -118,7 +118,7 @@ run_row() {
   local status=passed summary
   # -o addopts="": the main suite's options (plugins these venvs lack) stay out.
   if ! (cd "$ROOT" && PYTHONPATH=$ROOT/src "$venv/bin/python" -m pytest "${tests[@]}" -q \
-        -p no:cacheprovider -o addopts="" --strict-markers -ra) >> "$log" 2>&1; then
+        -p no:cacheprovider -o addopts="" --strict-markers -ra --durations=10) >> "$log" 2>&1; then
     status=FAILED
   fi
   summary=$(grep -E '^[0-9]+ (passed|failed)|^=+ .*(passed|failed|error)' "$log" | tail -1 | tr -d '=' | sed 's/ in [0-9.]*s.*//' | xargs)
