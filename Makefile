@@ -1,4 +1,4 @@
-.PHONY: demo test bench bootstrap
+.PHONY: demo test test-matrix bench bootstrap
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -8,6 +8,9 @@ demo:
 
 test:
 	scripts/test.sh
+
+test-matrix:
+	scripts/test-matrix.sh
 
 bench:
 	scripts/bootstrap.sh && .venv/bin/python -m benchmarks

@@ -23,7 +23,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from airflow.sdk import DAG, CronTriggerTimetable
+from airflow.sdk import DAG
+
+# airflow.timetables.trigger: the name every Airflow 3.x has (3.2+ also has it in airflow.sdk).
+from airflow.timetables.trigger import CronTriggerTimetable
 
 from trigrun.airflow import TrigRunOperator
 

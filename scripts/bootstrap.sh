@@ -10,7 +10,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=.venv/.trigrun-installed
-want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+want=$(cat pyproject.toml constraints*.txt | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -19,6 +19,10 @@ if [ ! -x .venv/bin/uv ]; then
   .venv/bin/python -m pip install --quiet "uv==$(sed -n 's/^uv==//p' constraints.txt)"
 fi
 # `--group dev`: the PEP 735 group of ./pyproject.toml (tools are not a published extra).
-.venv/bin/uv pip install --quiet --python .venv/bin/python -c constraints.txt -e ".[airflow,dagster]" \
+# One constraints file per Python where the pins differ (constraints-3.10.txt), as Airflow does.
+pyver=$(.venv/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+cons=constraints.txt
+if [ -f "constraints-$pyver.txt" ]; then cons="constraints-$pyver.txt"; fi
+.venv/bin/uv pip install --quiet --python .venv/bin/python -c "$cons" -e ".[airflow,dagster,dg]" \
   --group dev
 echo "$want" > "$stamp"

@@ -194,8 +194,10 @@ class PollGroup:
     def _flush_now(self, when: float) -> None:
         batch = self._slots.pop(when, None) or _Slot()
         self._last = max(self._last, when)
-        task = asyncio.get_running_loop().create_task(self._flush(batch, when),
-                                                      context=self._context)
+        # The timer runs this in the batch's context (call_at(context=...)) and the task copies
+        # it. Not create_task(context=...): a 3.11 keyword; on 3.10 the TypeError lands in the
+        # loop's exception handler and every wait of the flush hangs.
+        task = asyncio.get_running_loop().create_task(self._flush(batch, when))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

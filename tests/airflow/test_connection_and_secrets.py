@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.airflow_versions import needs_airflow
 from trigrun import SpecError
 
 CONN = {"conn_type": "trigrun", "host": "https://airflow.example.com", "login": "robot",
@@ -66,8 +67,7 @@ def test_sync_and_async_resolution_from_airflow() -> None:
 
 @pytest.mark.usefixtures("env_conn")
 def test_resolved_values_are_registered_with_airflows_masker() -> None:
-    from airflow.sdk.log import redact
-
+    from tests.helpers.airflow_versions import redact
     from trigrun.airflow import AirflowSecrets
 
     AirflowSecrets()("var/api_key")
@@ -186,21 +186,29 @@ def test_operator_accepts_a_jobspec_a_dict_or_fields() -> None:
 
 # -- provider registration --------------------------------------------------------------------
 
-def test_provider_registers_connection_type_ui_links_and_triggers() -> None:
+def test_provider_registers_connection_type_links_and_triggers() -> None:
     from airflow.providers_manager import ProvidersManager
-    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
+
+    from tests.helpers.airflow_versions import runtime_hooks
 
     pm = ProvidersManager()
     assert "trigrun" in pm.providers
-    hook = ProvidersManagerTaskRuntime().hooks["trigrun"]
+    hook = runtime_hooks()["trigrun"]
     assert hook is not None
     assert hook.hook_class_name == "trigrun.airflow.hooks.TrigRunHook"
+    assert "trigrun.airflow.links.TrigRunLink" in pm.extra_links_class_names
+    assert any(t.package_name == "trigrun" for t in pm.trigger)
+
+
+@needs_airflow(3, 2, "the declarative connection form (conn-fields, ui-field-behaviour)")
+def test_provider_declares_the_connection_form() -> None:
+    from airflow.providers_manager import ProvidersManager
+
+    pm = ProvidersManager()
     behaviour = pm.field_behaviours["trigrun"]
     assert behaviour["relabeling"]["host"] == "Base URL"
     assert "schema" in behaviour["hidden_fields"]
     assert "extra__trigrun__auth_type" in pm.connection_form_widgets
-    assert "trigrun.airflow.links.TrigRunLink" in pm.extra_links_class_names
-    assert any(t.package_name == "trigrun" for t in pm.trigger)
 
 
 def test_lazy_package_and_install_hint_without_airflow() -> None:

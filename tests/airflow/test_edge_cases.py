@@ -19,6 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from tests.conftest import AIRFLOW_TEST_DAGS
+from tests.helpers.airflow_versions import needs_airflow
 from tests.helpers.fakes import FakeAirflow
 from tests.helpers.httpserver import LocalServer
 
@@ -41,7 +42,7 @@ def fake(airflow_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAirfl
 
 @cache
 def _bag(path: Any) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.helpers.airflow_versions import DagBag
 
     bag = DagBag(dag_folder=str(path))
     assert not bag.import_errors, bag.import_errors
@@ -408,6 +409,7 @@ def test_the_hint_for_each_kind_of_reference() -> None:
 
 # -- 7. the connection form --------------------------------------------------------------------
 
+@needs_airflow(3, 2, "the declarative connection form (conn-fields)")
 def test_connection_form_auth_type_starts_on_auto_without_null() -> None:
     from airflow.providers_manager import ProvidersManager
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.airflow_versions import needs_airflow
 from tests.helpers.httpserver import LocalServer, Reply
 from trigrun import SpecError
 
@@ -30,7 +31,7 @@ PREFECT = {"type": "prefect", "base_url": "http://prefect.example.com/api",
 
 
 def _serialized_links(dag: Any) -> dict[str, Any]:
-    from airflow.serialization.serialized_objects import DagSerialization
+    from tests.helpers.airflow_versions import DagSerialization
 
     tasks = DagSerialization.to_dict(dag)["dag"]["tasks"]
     return {t["__var"]["task_id"]: t["__var"].get("_operator_extra_links") for t in tasks}
@@ -112,7 +113,7 @@ def test_a_mapped_task_gets_its_pool_and_asset_where_the_scheduler_reads_them() 
     assert default.partial_kwargs["pool"] == "dbt_cloud"
     assert default.partial_kwargs["outlets"] == [job_asset("mapped_native.g.b")]
     assert expanded.partial_kwargs["pool"] == "dbt_cloud"
-    from airflow.serialization.serialized_objects import DagSerialization
+    from tests.helpers.airflow_versions import DagSerialization
 
     tasks = {t["__var"]["task_id"]: t["__var"]
              for t in DagSerialization.to_dict(dag)["dag"]["tasks"]}
@@ -216,6 +217,7 @@ def test_a_bad_max_requests_per_second_names_the_connection_and_field(
         TrigRunHook(trigrun_conn_id="trigrun_badrate").connection_info()
 
 
+@needs_airflow(3, 2, "the declarative connection form (conn-fields)")
 def test_the_connection_form_shows_max_requests_per_second() -> None:
     from airflow.providers_manager import ProvidersManager
 
@@ -275,10 +277,9 @@ def fake_airflow(airflow_db: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[A
 @pytest.mark.parametrize("mode", ["worker", "deferred"])
 def test_the_fire_waits_for_delay_seconds_after_the_scheduled_time_and_names_the_task(
         fake_airflow: Any, mode: str) -> None:
-    from airflow.dag_processing.dagbag import DagBag
-
     from tests.airflow._live import task_instance
     from tests.conftest import AIRFLOW_TEST_DAGS
+    from tests.helpers.airflow_versions import DagBag
 
     bag = DagBag(dag_folder=str(AIRFLOW_TEST_DAGS / "trigrun_native.py"))
     assert not bag.import_errors, bag.import_errors

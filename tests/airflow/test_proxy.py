@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
 @cache
 def _bag() -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    from tests.helpers.airflow_versions import DagBag
 
     bag = DagBag(dag_folder=str(AIRFLOW_TEST_DAGS / "trigrun_proxy.py"))
     assert not bag.import_errors, bag.import_errors

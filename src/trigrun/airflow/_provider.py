@@ -6,26 +6,51 @@ it is plain data. The connection form is declared here (``conn-fields`` and
 ``ui-field-behaviour``, the declarative format of Airflow 3.2+), not with the deprecated
 ``get_ui_field_behaviour()`` hook method, so the API server never imports the hook to draw it.
 
+On 3.0 and 3.1 the declarative form keys are ignored: the form shows Airflow's standard fields
+and trigrun's options go in the Extra JSON (docs/airflow.md, "Airflow versions").
+
+On an Airflow trigrun does not support (2.x, or a major release not yet tested) nothing is
+registered - no hook, connection type, trigger or link that could not load - and one warning
+says what to install instead.
+
 The package name must equal the distribution name (``trigrun``): Airflow checks it.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+from ._versions import installed_airflow, unsupported
 
 _INTEGRATION = "TrigRun"
 _PKG = "trigrun.airflow"
+_warned = False
 
 
 def get_provider_info() -> dict[str, Any]:
     from trigrun import __version__
 
-    return {
+    info: dict[str, Any] = {
         "package-name": "trigrun",
         "name": "TrigRun",
+        "versions": [__version__],
+    }
+    problem = unsupported(installed_airflow())
+    if problem is not None:
+        global _warned
+        if not _warned:  # Airflow discovers providers more than once per process
+            _warned = True
+            logging.getLogger(__name__).warning("%s; the trigrun provider is not registered",
+                                                problem)
+        return {**info, "description": f"Not registered: {problem}."}
+    return {**info, **_components()}
+
+
+def _components() -> dict[str, Any]:
+    return {
         "description": "Trigger external jobs over HTTP (Airflow, dbt Cloud, Prefect, Dagster, "
                        "webhooks) exactly once, and wait for them without holding a worker slot.",
-        "versions": [__version__],
         "integrations": [{
             "integration-name": _INTEGRATION,
             "tags": ["service"],

@@ -44,11 +44,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+from ._compat import CronTriggerTimetable, conf  # first: a clear ImportError without Airflow
 
 # isort: split
-from airflow.sdk import DAG, CronTriggerTimetable
-from airflow.sdk.configuration import conf
+from airflow.sdk import DAG
 
 from .. import JobSpec, SpecError, load_jobs
 from .._loader import gc_paused, parse_jobs, read_file

@@ -31,11 +31,9 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+from ._compat import BaseHook, mask_secret  # first: a clear ImportError without Airflow
 
 # isort: split
-from airflow.sdk import BaseHook
-
 from .. import AsyncEngine, Engine, EnvSecrets, Event, JobSpec, TriggerResult
 from .._exceptions import SpecError
 from .._origins import origin
@@ -46,8 +44,6 @@ from .secrets import AirflowSecrets
 
 def sync_engine(on_event: Callable[[Event], None] | None = None, **kwargs: Any) -> Engine:
     """An Engine for a worker: Airflow connections/variables, then ``TRIGRUN_SECRET_*``."""
-    from airflow.sdk.log import mask_secret
-
     return Engine(secrets=[AirflowSecrets(), EnvSecrets()], on_secret=mask_secret,
                   on_event=on_event, **kwargs)
 

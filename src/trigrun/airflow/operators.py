@@ -48,11 +48,15 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+from ._compat import (  # first: a clear ImportError without Airflow
+    AirflowFailException,
+    conf,
+    current_dag_and_group,
+    task_log_url,
+)
 
 # isort: split
-from airflow.sdk import BaseOperator, conf
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator
 
 from .. import (
     Engine,
@@ -329,14 +333,11 @@ class TrigRunOperator(BaseOperator):
         if kwargs.get("emit_asset"):
             name = kwargs.get("job_name") or data.get("name")
             if not name:
-                from airflow.sdk.definitions._internal.contextmanager import (
-                    DagContext,
-                    TaskGroupContext,
-                )
-
-                dag = kwargs.get("dag") or DagContext.get_current()
-                group = kwargs.get("task_group") or (
-                    TaskGroupContext.get_current(dag) if dag is not None else None)
+                dag, group = current_dag_and_group(kwargs.get("dag"))
+                group = kwargs.get("task_group") or group
+                if dag is None:
+                    raise SpecError(f"{where}: emit_asset=True needs a job name, and the DAG "
+                                    "of this task is not known here; give job_name=...")
                 task_id = str(kwargs.get("task_id"))
                 task_id = group.child_id(task_id) if group is not None else task_id
                 name = f"{getattr(dag, 'dag_id', None)}.{task_id}"
@@ -560,12 +561,13 @@ class TrigRunOperator(BaseOperator):
         index = getattr(ti, "map_index", -1)
         mapped = f", map index {index}" if isinstance(index, int) and index >= 0 else ""
         name = f"Airflow task {dag_id}.{self.task_id} (run {run_id}{mapped})"
-        try:
-            url: str | None = str(ti.log_url)  # type: ignore[union-attr]
-        except Exception:
+        url = task_log_url(ti)
+        if url is None:
             base = conf.get("api", "base_url", fallback="http://localhost:8080/").rstrip("/")
+            tries = getattr(ti, "try_number", None)
             url = (f"{base}/dags/{dag_id}/runs/{quote(run_id, safe='')}/tasks/{self.task_id}"
-                   + (f"/mapped/{index}" if mapped else ""))
+                   + (f"/mapped/{index}" if mapped else "")
+                   + (f"?try_number={tries}" if isinstance(tries, int) and tries > 0 else ""))
         return Upstream(kind="airflow", name=name, url=url, run_id=run_id or None)
 
     def _emitted(self, context: Any, log: dict[str, Any]) -> dict[str, Any]:

@@ -36,7 +36,15 @@ import json
 import logging
 from typing import Any
 
-from . import _compat  # noqa: F401
+from ._compat import (
+    AirflowSecretsBackendAccessDenied,
+    aextra_dejson,
+    aget_connection,
+    amask_secret,
+    is_not_found,
+    mask_secret,
+    secrets_backends,
+)
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +87,6 @@ def _field(conn: Any, fields: list[str], extra: dict[str, Any] | None) -> str | 
     return _as_text(value)
 
 
-def _is_not_found(exc: BaseException) -> bool:
-    from airflow.sdk.exceptions import AirflowNotFoundException, AirflowRuntimeError
-
-    return isinstance(exc, (AirflowNotFoundException, AirflowRuntimeError))
-
-
 class AirflowSecrets:
     """A trigrun secrets resolver: call it in a worker, await ``aresolve`` in the triggerer."""
 
@@ -94,7 +96,6 @@ class AirflowSecrets:
     # -- sync (worker) ---------------------------------------------------------------------
     def __call__(self, name: str) -> str | None:
         from airflow.sdk import Connection, Variable
-        from airflow.sdk.log import mask_secret
 
         kind, key, fields = parse_reference(name)
         value: str | None = None
@@ -102,7 +103,7 @@ class AirflowSecrets:
             try:
                 conn = Connection.get(key)
             except Exception as exc:
-                if not _is_not_found(exc):
+                if not is_not_found(exc):
                     raise
                 conn = None
             if conn is not None:
@@ -112,7 +113,7 @@ class AirflowSecrets:
             try:
                 value = _as_text(Variable.get(key, default=None))
             except Exception as exc:
-                if not _is_not_found(exc):
+                if not is_not_found(exc):
                     raise
         if value is not None:
             mask_secret(value)
@@ -120,20 +121,17 @@ class AirflowSecrets:
 
     # -- async (triggerer) -----------------------------------------------------------------
     async def aresolve(self, name: str) -> str | None:
-        from airflow.sdk import Connection
-        from airflow.sdk.log import amask_secret
-
         kind, key, fields = parse_reference(name)
         value: str | None = None
         if kind in ("conn", "any"):
             try:
-                conn = await Connection.async_get(key)
+                conn = await aget_connection(key)
             except Exception as exc:
-                if not _is_not_found(exc):
+                if not is_not_found(exc):
                     raise
                 conn = None
             if conn is not None:
-                extra = await conn.aextra_dejson() if fields and fields[0] == "extra" else None
+                extra = await aextra_dejson(conn) if fields and fields[0] == "extra" else None
                 value = _field(conn, fields or ["password"], extra)
         if value is None and kind in ("var", "any"):
             value = _as_text(await aget_variable(key))
@@ -144,13 +142,10 @@ class AirflowSecrets:
 
 async def aget_variable(key: str) -> str | None:
     """An Airflow variable's raw value, or None, without blocking the event loop."""
-    try:
-        from airflow.sdk.execution_time.supervisor import ensure_secrets_backend_loaded
-    except ImportError:  # pragma: no cover - a Task SDK that moved it: fall back to a thread
+    backends = secrets_backends()
+    if backends is None:  # pragma: no cover - a Task SDK that moved it: fall back to a thread
         return await asyncio.to_thread(_sync_variable, key)
-    from airflow.sdk.exceptions import AirflowSecretsBackendAccessDenied
-
-    for backend in ensure_secrets_backend_loaded():
+    for backend in backends:
         try:
             getter = getattr(backend, "aget_variable", None)
             if getter is not None:

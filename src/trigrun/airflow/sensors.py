@@ -21,11 +21,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+from ._compat import AirflowSensorTimeout, conf  # first: a clear ImportError without Airflow
 
 # isort: split
-from airflow.sdk import BaseSensorOperator, conf
-from airflow.sdk.exceptions import AirflowSensorTimeout
+from airflow.sdk import BaseSensorOperator
 
 from .. import JobSpec, RunFailed, RunState, SecretNotFound
 from .._targets import preset_for

@@ -56,7 +56,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from . import _compat  # noqa: F401  # first: a clear ImportError without Airflow
+from ._compat import add_local_mask  # first: a clear ImportError without Airflow
 
 # isort: split
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -103,9 +103,7 @@ def _on_event(event: Event) -> None:
 def _on_secret(value: str) -> None:
     # Registered locally at once; amask_secret (called by the resolver) tells the supervisor.
     try:
-        from airflow.sdk._shared.secrets_masker import _secrets_masker
-
-        _secrets_masker().add_mask(value)
+        add_local_mask(value)
     except Exception:  # pragma: no cover - masking is best effort on top of trigrun's redactor
         logging.getLogger(__name__).debug("could not register a secret with the masker")
 

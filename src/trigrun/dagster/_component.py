@@ -68,7 +68,7 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
         dg.Resolver(_env_var_names, model_field_type=dict[str, str],
                     inject_before_resolve=False,
                     description="secret name (secret://name) -> environment variable NAME."),
-    ] = Field(default_factory=dict)
+    ] = Field(default={})  # not default_factory: Dagster 1.11 adds a default beside it
     resource_key: str = Field(default=RESOURCE_KEY, description="Resource key of the "
                               "TrigRunResource (change it when two components share a location).")
     wait_in: Literal["op", "sensor"] = Field(
@@ -95,7 +95,7 @@ class TrigRunComponent(dg.Component, dg.Model, dg.Resolvable):
         "Materialize fires; 'external': a one-op job per spec and an asset that only "
         "records its runs.")
     deps: dict[str, list[str]] = Field(
-        default_factory=dict, description="job name -> the job names it comes after: asset "
+        default={}, description="job name -> the job names it comes after: asset "
         "lineage (e.g. Transform: [Extract]).")
     dagster_url: str | None = Field(
         default=None, description="This Dagster UI's address, for the link each downstream "
