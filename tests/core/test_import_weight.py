@@ -60,4 +60,5 @@ def test_airflow_provider_discovery_leaves_the_engine_unimported() -> None:
     assert "trigrun._engine" not in loaded
     assert "aiohttp" not in loaded
     assert not {m for m in loaded if m.startswith("trigrun.") and m not in {
-        "trigrun._version", "trigrun.airflow", "trigrun.airflow._provider"}}
+        "trigrun._version", "trigrun.airflow", "trigrun.airflow._provider",
+        "trigrun.airflow._versions"}}
