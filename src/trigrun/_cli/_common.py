@@ -10,8 +10,9 @@ import sys
 from datetime import datetime, timezone
 from typing import TextIO
 
+from .._exceptions import SpecError
 from .._models import JobSpec
-from .._schedule import localize
+from .._schedule import localize, parse_iso_time
 from .._upstream import Upstream
 
 OK, INVALID, USAGE, TRIGGER_FAILED, RUN_FAILED, WAIT_TIMEOUT, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -33,8 +34,8 @@ def iso_time(text: str) -> datetime:
     if text.strip().lower() == "now":
         return datetime.now(timezone.utc).replace(microsecond=0)
     try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
+        return parse_iso_time(text, "--at")
+    except SpecError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO 8601 time, e.g. 2026-03-08T02:30 or "
             "2026-03-08T07:30:00+00:00") from None
