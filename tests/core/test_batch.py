@@ -605,3 +605,17 @@ def test_a_listing_claiming_a_huge_total_is_not_paged_through(server: LocalServe
     pages = [r for r in server.requests_to() if "offset" in r.query
              and "end_date_gte" not in r.query and r.query["offset"] != ["0"]]
     assert len(pages) <= 3
+
+
+def test_dbt_cloud_reads_by_id_only_ascii_digit_ids_as_numbers() -> None:
+    # str.isdigit() takes Unicode digits ("١٢", "²"): int() of them would read another run
+    # (or raise). Only ASCII decimal ids are sent as numbers; the rest stay strings.
+    from urllib.parse import parse_qs, urlsplit
+
+    from trigrun._targets import preset_for
+
+    spec = trigrun.JobSpec.model_validate({"name": "j", "target": {
+        "type": "dbt_cloud", "account_id": 1, "job_id": 2}})
+    (call,) = preset_for(spec).batch_ended_calls(["12", "\u0661\u0662", "\u00b2"]) or []
+    (ids,) = parse_qs(urlsplit(call.url).query)["pk__in"]
+    assert json.loads(ids) == [12, "\u0661\u0662", "\u00b2"]
