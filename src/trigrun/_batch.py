@@ -226,10 +226,12 @@ class PollGroup:
         size = len(first.found)
         # A listing that does not say its size: as many pages as runs asked for.
         end = first.total if first.total is not None else len(ids)
-        offsets = list(range(size, end, size)) if size else []
         missing = sum(1 for rid in by_id if rid not in first.found)
-        if not offsets or len(offsets) > missing:
+        # The reply's total is untrusted: count the pages before building any of them.
+        pages = -(-(end - size) // size) if size and end > size else 0
+        if not pages or pages > missing:
             return [first]
+        offsets = range(size, end, size)
         calls = [c for o in offsets if (c := page(o)) is not None]
         self.batches += len(calls)
         more = await asyncio.gather(*(self._run(leader.poll_batch(ids, c)) for c in calls))

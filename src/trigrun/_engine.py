@@ -21,7 +21,7 @@ import aiohttp
 import httpx
 
 from ._batch import OriginLimit, PollGroup, next_start, pause_until
-from ._exceptions import TriggerFailed, TrigRunError
+from ._exceptions import SpecError, TriggerFailed, TrigRunError
 from ._flow import (
     EngineState,
     Event,
@@ -42,6 +42,7 @@ from ._models import JobSpec
 from ._origins import normalize_allowed
 from ._results import JobRun, RunResult, RunState, TriggerResult
 from ._retry import parse_retry_after
+from ._schedule import parse_iso_time
 from ._secrets import AnyResolver, SecretsArg, normalize_resolvers, resolve_async, resolve_sync
 from ._send_aiohttp import AiohttpSender
 from ._send_httpx import HttpxSender
@@ -172,7 +173,7 @@ class _Base:
         ctx = dict(context or {})
         scheduled = scheduled_time or ctx.pop("scheduled_time", None)
         if isinstance(scheduled, str):
-            scheduled = datetime.fromisoformat(scheduled)
+            scheduled = parse_iso_time(scheduled, f"job {spec.name!r}: scheduled_time")
         rendered, scheduled, skip = prepare(spec, self.state, scheduled=scheduled, context=ctx,
                                             render=render)
         flows = self._flows(rendered, idempotency_key(rendered, scheduled))
@@ -592,8 +593,8 @@ class AsyncEngine(_Base):
         scheduled = ctx.get("scheduled_time")
         if isinstance(scheduled, str):
             try:
-                scheduled = datetime.fromisoformat(scheduled)
-            except ValueError:
+                scheduled = parse_iso_time(scheduled, f"job {spec.name!r}: scheduled_time")
+            except SpecError:
                 return context, False  # the fire reports it
         if scheduled is None:
             scheduled = ctx["scheduled_time"] = self.state.now()

@@ -956,6 +956,16 @@ def _authored(spec: JobSpec) -> dict[str, str | None]:
     return found
 
 
+def origin_problems(spec: JobSpec, rendered: JobSpec, allowed: frozenset[str]) -> list[str]:
+    """Why ``rendered`` (``spec`` rendered) may not be sent: credentials go only where the
+    spec names literally, or to listed origins. ``[]`` when it may (a spec without
+    templates sends only where its author wrote)."""
+    if not _needs_render(spec):
+        return []
+    return refused(rendered.model_dump(mode="json", exclude_unset=True),
+                   who=f"job {spec.name!r}", authored=_authored(spec), allowed=allowed)
+
+
 def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
             context: Mapping[str, Any] | None, render: bool) -> tuple[JobSpec, datetime, str | None]:
     """Validate the context, render templates: (rendered spec, scheduled time, skip reason)."""
@@ -967,10 +977,7 @@ def prepare(spec: JobSpec, state: EngineState, *, scheduled: datetime | None,
     rendered = spec
     if render and _needs_render(spec):
         rendered = render_spec(spec, template_context(spec, scheduled, context))
-        # Credentials go only where the spec names literally, or to listed origins.
-        bound = refused(rendered.model_dump(mode="json", exclude_unset=True),
-                        who=f"job {spec.name!r}", authored=_authored(spec),
-                        allowed=state.allowed_origins)
+        bound = origin_problems(spec, rendered, state.allowed_origins)
         if bound:
             raise SpecError("\n".join(bound), problems=bound)
     skip = None

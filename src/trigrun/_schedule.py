@@ -42,6 +42,7 @@ from zoneinfo import ZoneInfo
 
 from croniter import croniter
 
+from ._exceptions import SpecError
 from ._models import JobSpec
 
 Rules = Literal["airflow", "dagster", "croniter"]
@@ -376,3 +377,17 @@ def annotate(cron: str, tz: str, times: list[datetime], *, start: datetime) -> l
         out.append(Tick(t, _note(cron, zone, t, prev, first)))
         prev = t
     return out
+
+
+def parse_iso_time(value: str, where: str) -> datetime:
+    """An ISO 8601 time from untrusted text. A trailing ``Z`` is accepted on every Python
+    (``datetime.fromisoformat`` takes it only from 3.11); bad text is a ``SpecError`` naming
+    ``where`` (the job and field), not a bare ``ValueError``."""
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise SpecError(f"{where}: {value!r} is not an ISO 8601 time, e.g. "
+                        "'2026-03-08T07:30:00Z' or '2026-03-08T02:30:00-05:00'") from None

@@ -407,3 +407,24 @@ def test_ctrl_c_while_waiting_names_the_run_or_cancels_it_once(
     lines = err.splitlines()
     assert ("  ML retrain: run p9" + (" (cancel requested)" if cancel else "")) in lines
     assert len(server.requests_to("/runs/p9/cancel")) == (1 if cancel else 0)
+
+
+@pytest.mark.usefixtures("secret_env")
+def test_reply_text_reaches_the_terminal_without_control_characters(
+        capsys: pytest.CaptureFixture[str], server: LocalServer,
+        jobs_file: Callable[..., str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # A target's reply is untrusted: escape sequences in its run id, URL or body would
+    # drive the terminal (clear it, set its title, plant a link). They are printed without.
+    url = "https://ui.example/runs/\x1b]8;;https://evil.example\x1b\\r7\x9b2J"
+    server.on("POST", "/hook", Reply(200, json={
+        "run": {"id": "r7\x1b]0;pwned\x07"}, "url": url, "note": "\x1b[2Jcleared"}))
+    job = webhook_job(server)
+    job["wait"]["run_url_path"] = "url"
+    monkeypatch.setenv("TRIGRUN_HYPERLINKS", "0")
+    code, out, err = run(capsys, "fire", jobs_file(job), "--verbose")
+    assert code == 0, err
+    for stream in (out, err):
+        assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f]", stream), stream
+    lines = out.splitlines()
+    assert "run id:     r7]0;pwned" in lines
+    assert "run url:    https://ui.example/runs/]8;;https://evil.example\\r72J" in lines

@@ -4,6 +4,7 @@ the CLI runs as a user runs it (``python -m trigrun``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,10 +27,10 @@ def listeners() -> Iterator[tuple[LocalServer, LocalServer]]:
         yield a, b
 
 
-def fire(path: str) -> subprocess.CompletedProcess[str]:
+def fire(path: str, *flags: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "TRIGRUN_SECRET_HOOK_TOKEN": TOKEN,
            "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([sys.executable, "-m", "trigrun", "fire", path], env=env,
+    return subprocess.run([sys.executable, "-m", "trigrun", "fire", path, *flags], env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -61,3 +62,25 @@ def test_an_allowed_origin_receives_the_token(
     (sent,) = b.requests_to("/hook")
     assert sent.headers["authorization"] == f"Bearer {TOKEN}"
     assert a.requests == []
+
+
+def test_a_dry_run_reports_the_refusal_a_real_fire_makes(
+        listeners: tuple[LocalServer, LocalServer], jobs_file: Callable[..., str]) -> None:
+    # --dry-run applies the same origin rule: it does not show as sendable what a real
+    # fire refuses, and exits as the real fire does.
+    a, b = listeners
+    path = jobs_file(job(b.url))
+    real = fire(path)
+    dry = fire(path, "--dry-run")
+    assert dry.returncode == real.returncode == 1, dry.stderr
+    assert "REFUSED: job 'Hook', field request.url" in dry.stdout
+    assert "allowed_origins" in dry.stdout
+    as_json = fire(path, "--dry-run", "--json")
+    assert as_json.returncode == 1
+    assert "field request.url" in json.loads(as_json.stdout)["refused"]
+    ok = fire(jobs_file(job(b.url, allowed_origins=[b.url])), "--dry-run")
+    assert ok.returncode == 0, ok.stdout
+    assert "REFUSED" not in ok.stdout
+    assert TOKEN not in dry.stdout + dry.stderr + as_json.stdout
+    assert a.requests == []
+    assert b.requests == []

@@ -574,3 +574,48 @@ def test_webhook_batch_status_url_needs_the_run_ids_placeholder(server: LocalSer
         _webhook_spec(server, batch_status_url=server.url + "/runs")
     assert "wait.batch_status_url" in str(err.value)
     assert "{run_ids}" in str(err.value)
+
+
+@pytest.mark.integration
+def test_a_listing_claiming_a_huge_total_is_not_paged_through(server: LocalServer) -> None:
+    # The reply's total_entries is untrusted: a target claiming 10**13 runs must not make
+    # trigrun build (or ask for) a page per claimed run; the waits end on page one's answer.
+    fake = FakeAirflow(server, states=["queued"])
+    spec = _spec({"type": "airflow", "base_url": fake.base_url, "dag_id": "etl"},
+                 timeout_seconds=20)
+    listing = fake._list
+
+    def huge(req: Recorded) -> Reply:
+        reply = listing(req)
+        if "offset" in req.query and "end_date_gte" not in req.query:
+            return Reply(200, json={**(reply.json or {}), "total_entries": 10**13})
+        return reply
+
+    server.on("GET", "/api/v2/dags/{dag_id}/dagRuns", huge)
+
+    async def case() -> list[trigrun.RunResult]:
+        async with trigrun.AsyncEngine() as engine:
+            run_ids = await _fire_all(engine, spec, 3)
+            for rid in run_ids:
+                fake.runs[("etl", rid)].states = ["queued", "running", "success"]
+            return list(await asyncio.gather(*(engine.wait(spec, rid) for rid in run_ids)))
+
+    results = asyncio.run(case())
+    assert [r.state for r in results] == [trigrun.RunState.SUCCESS] * 3, [r.message for r in results]
+    pages = [r for r in server.requests_to() if "offset" in r.query
+             and "end_date_gte" not in r.query and r.query["offset"] != ["0"]]
+    assert len(pages) <= 3
+
+
+def test_dbt_cloud_reads_by_id_only_ascii_digit_ids_as_numbers() -> None:
+    # str.isdigit() takes Unicode digits ("١٢", "²"): int() of them would read another run
+    # (or raise). Only ASCII decimal ids are sent as numbers; the rest stay strings.
+    from urllib.parse import parse_qs, urlsplit
+
+    from trigrun._targets import preset_for
+
+    spec = trigrun.JobSpec.model_validate({"name": "j", "target": {
+        "type": "dbt_cloud", "account_id": 1, "job_id": 2}})
+    (call,) = preset_for(spec).batch_ended_calls(["12", "\u0661\u0662", "\u00b2"]) or []
+    (ids,) = parse_qs(urlsplit(call.url).query)["pk__in"]
+    assert json.loads(ids) == [12, "\u0661\u0662", "\u00b2"]

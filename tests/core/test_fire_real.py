@@ -323,3 +323,24 @@ def test_fire_many_bounds_concurrency_and_keeps_order(server: LocalServer,
     assert [r.response for r in results] == [{"job": n} for n in range(6)]
     assert all(r.ok for r in results)
     assert active[1] == 2
+
+
+def test_a_scheduled_time_string_with_z_parses_and_a_bad_one_is_a_clear_error(
+        server: LocalServer) -> None:
+    # datetime.fromisoformat takes a trailing Z only from Python 3.11: the context's
+    # scheduled_time (untrusted) is parsed the same on 3.10.
+    from datetime import datetime, timezone
+
+    from trigrun._schedule import parse_iso_time
+
+    assert parse_iso_time("2026-01-01T01:00:00Z", "x") == datetime(2026, 1, 1, 1, tzinfo=timezone.utc)
+    server.on("POST", "/z", Reply(200, json={"ok": True}))
+    spec = hook_spec(server.url + "/z")
+    with trigrun.Engine() as engine:
+        result = engine.fire(spec, context={"scheduled_time": "2026-01-01T01:00:00Z"})
+        assert result.ok
+        assert result.scheduled_time == "2026-01-01T01:00:00+00:00"
+        with pytest.raises(trigrun.SpecError, match=r"job 'ML model retrain': scheduled_time: "
+                                                    r"'yesterday' is not an ISO 8601 time"):
+            engine.fire(spec, context={"scheduled_time": "yesterday"})
+    assert len(server.requests_to("/z")) == 1

@@ -247,3 +247,22 @@ def test_delay_seconds_holds_the_fire_after_the_scheduled_time(fake: FakeDagster
     # A manual run's scheduled time is its creation, to the second (op retries reuse it).
     fired_at = wall + (launch.at - mono)
     assert fired_at - int(created) >= 2.5 - 0.05
+
+
+def test_a_run_url_that_is_not_http_is_text_not_a_link() -> None:
+    # A target's reply is untrusted: a javascript: URL must not become a clickable link in
+    # Dagster's UI; it is kept as plain text.
+    bad = "javascript:alert(1)"
+    with LocalServer() as hook:
+        hook.on("POST", "/hook", Reply(200, json={"run": {"id": "r1"}, "url": bad}))
+        hook.on("GET", "/runs/r1", Reply(200, json={"state": "success", "url": bad}))
+        job = {"name": "Notify", "request": {"url": f"{hook.url}/hook"},
+               "wait": {"status_url": f"{hook.url}/runs/{{run_id}}", "run_id_path": "run.id",
+                        "status_path": "state", "run_url_path": "url",
+                        "poll_interval_seconds": 0.02}}
+        result = dg.materialize([build_trigrun_asset(job)], resources={"trigrun": resource()})
+    assert result.success
+    (mat,) = materializations(result)
+    assert isinstance(mat.metadata["run_url"], dg.TextMetadataValue)
+    assert values(mat.metadata)["run_url"] == bad
+    assert not any(isinstance(v, dg.UrlMetadataValue) for v in mat.metadata.values())

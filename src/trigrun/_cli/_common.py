@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import socket
 import sys
 from datetime import datetime, timezone
 from typing import TextIO
 
+from .._exceptions import SpecError
 from .._models import JobSpec
-from .._schedule import localize
+from .._schedule import localize, parse_iso_time
 from .._upstream import Upstream
 
 OK, INVALID, USAGE, TRIGGER_FAILED, RUN_FAILED, WAIT_TIMEOUT, INTERRUPTED = 0, 1, 2, 3, 4, 5, 130
@@ -33,8 +35,8 @@ def iso_time(text: str) -> datetime:
     if text.strip().lower() == "now":
         return datetime.now(timezone.utc).replace(microsecond=0)
     try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
+        return parse_iso_time(text, "--at")
+    except SpecError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an ISO 8601 time, e.g. 2026-03-08T02:30 or "
             "2026-03-08T07:30:00+00:00") from None
@@ -107,9 +109,20 @@ def hyperlinks(stream: TextIO) -> bool:
                 or os.environ.get("TERM_PROGRAM") in ("iTerm.app", "WezTerm", "vscode"))
 
 
+# C0 and C1 control characters (ESC, CSI, BEL, CR, ...): a target's reply is untrusted, and
+# these in a run id, URL or error would drive the terminal (rewrite lines, set titles, links).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def clean(text: object) -> str:
+    """Reply-derived text made safe to print: every control character removed."""
+    return _CONTROLS.sub("", str(text))
+
+
 def show_url(url: str, link: bool) -> str:
-    """The URL, whole; as an OSC 8 hyperlink (clickable even when the line wraps) on a
-    terminal that renders them."""
+    """The URL, whole (control characters removed); as an OSC 8 hyperlink (clickable even
+    when the line wraps) on a terminal that renders them."""
+    url = clean(url)
     if not link:
         return url
     return f"\x1b]8;;{url}\x1b\\{url}\x1b]8;;\x1b\\"

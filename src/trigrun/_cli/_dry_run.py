@@ -6,12 +6,12 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from .._flow import idempotency_key
+from .._flow import idempotency_key, origin_problems
 from .._models import AirflowPasswordAuth, BasicAuth, BearerAuth, HeaderAuth, JobSpec
 from .._secrets import EnvSecrets, find_references
 from .._targets import HttpCall, preset_for
 from .._templates import render_spec, template_context
-from ._common import OK, cli_upstream
+from ._common import INVALID, OK, cli_upstream
 
 # Header names whose literal (non secret://) values are credentials: masked in --dry-run.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key",
@@ -78,13 +78,19 @@ def dry_run(spec: JobSpec, scheduled: datetime, as_json: bool) -> int:
     refused = (f"the body is {size} bytes, over max_request_bytes="
                f"{rendered.max_request_bytes}: a real fire refuses it and sends nothing"
                if too_big else None)
+    # The engine's origin rule, as a real fire applies it (the CLI's engine lists no
+    # allowed_origins of its own): a refusal is the real fire's exit code too.
+    bound = origin_problems(spec, rendered, frozenset())
+    if bound:
+        refused = "\n".join([*bound, *([refused] if refused else [])])
+    code = INVALID if bound else OK
     if as_json:
         print(json.dumps({"dry_run": True, "job": spec.name, "target": preset.name,
                           "scheduled_time": iso, "idempotency_key": key,
                           "before_sending": steps, "request": request, "secrets": secrets,
                           "refused": refused},
                          indent=2, default=str))
-        return OK
+        return code
     print(f"dry run: nothing is sent. Job {spec.name!r}, target {preset.name}, "
           f"scheduled time {iso}")
     if key:
@@ -102,5 +108,6 @@ def dry_run(spec: JobSpec, scheduled: datetime, as_json: bool) -> int:
         state = "set" if s["set"] else "NOT SET: a real fire stops here with exit code 3"
         print(f"secret {s['reference']} <- ${s['env']} ({state})")
     if refused:
-        print(f"REFUSED: {refused}")
-    return OK
+        for line in refused.splitlines():
+            print(f"REFUSED: {line}")
+    return code

@@ -33,6 +33,7 @@ from ._common import (
     TRIGGER_FAILED,
     WAIT_TIMEOUT,
     UsageError,
+    clean,
     cli_upstream,
     err,
     hyperlinks,
@@ -84,7 +85,7 @@ class Progress:
         self._dirty = True
 
     def event(self, event: Event) -> None:
-        self._message = state_message(event) if event.kind == "poll" else event.message
+        self._message = clean(state_message(event) if event.kind == "poll" else event.message)
         if self.tty:
             self._draw()
         elif event.kind != "poll" or self._message != self._said:
@@ -147,23 +148,23 @@ def _print_trigger(result: TriggerResult, verbose: bool, link: bool) -> None:
             wait = f" after {a.delay_before_ms / 1000:.1f} s" if a.delay_before_ms else ""
             print(f"  attempt {a.number}{wait}: {what} ({a.duration_ms:.0f} ms)")
     if result.reason:
-        print(f"reason:     {result.reason}")
+        print(f"reason:     {clean(result.reason)}")
     if result.error:
-        print(f"error:      {result.error}")
+        print(f"error:      {clean(result.error)}")
     if verbose:
         print(f"target:     {result.target}")
         print(f"scheduled:  {result.scheduled_time}")
         if result.idempotency_key:
             print(f"idempotency key: {result.idempotency_key}")
     if result.run_id:
-        print(f"run id:     {result.run_id}")
+        print(f"run id:     {clean(result.run_id)}")
     if result.run_url:
         print(f"run url:    {show_url(result.run_url, link)}")
     if verbose and result.response is not None and result.response != "":
         cut = " (truncated)" if result.truncated else ""
         print(f"response{cut}:")
         for line in _response_text(result.response).splitlines():
-            print(f"  {line}")
+            print(f"  {clean(line)}")
 
 
 def _print_run(run: RunResult, shown_url: str | None, link: bool) -> None:
@@ -171,7 +172,7 @@ def _print_run(run: RunResult, shown_url: str | None, link: bool) -> None:
           f"check{'s' if run.polls != 1 else ''}, {run.duration_ms / 1000:.1f} s)")
     if run.run_url and run.run_url != shown_url:  # a URL the status told, not the trigger
         print(f"  run url:  {show_url(run.run_url, link)}")
-    print(f"  message:  {run.message}")
+    print(f"  message:  {clean(run.message)}")
 
 
 def emit(result: TriggerResult, run: RunResult | None, args: argparse.Namespace) -> None:
@@ -243,7 +244,7 @@ def _fire(engine: Engine, progress: Progress, spec: JobSpec, scheduled: datetime
     if not args.wait or result.skipped:
         emit(result, None, args)
         if args.wait:
-            print(f"trigrun: not waiting: the fire was skipped ({result.reason})", file=sys.stderr)
+            print(f"trigrun: not waiting: the fire was skipped ({clean(result.reason)})", file=sys.stderr)
         return OK
     if result.run_id is None:
         emit(result, None, args)
@@ -290,7 +291,7 @@ def interrupted(going: list[TriggerResult],
                     "the cancel: it keeps going)"
             except Exception as exc:  # one failed cancel must not hide the other runs
                 outcome = f" (cancel failed: {type(exc).__name__}: it keeps going)"
-        print(f"  {result.job}: run {result.run_id}{outcome}", file=sys.stderr)
+        print(f"  {result.job}: run {clean(result.run_id)}{outcome}", file=sys.stderr)
         if result.run_url:
             print(f"    {show_url(result.run_url, link)}", file=sys.stderr)
     sys.stderr.flush()

@@ -132,7 +132,7 @@ class DbtCloudPreset(Preset):
         calls = []
         for i in range(0, len(run_ids), BATCH_SIZE):
             page = run_ids[i:i + BATCH_SIZE]
-            ids = [int(r) if r.isdigit() else r for r in page]
+            ids = [int(r) if r.isascii() and r.isdecimal() else r for r in page]
             calls.append(HttpCall(
                 "GET", f"{self._account}/runs/?pk__in={_json_list(ids)}&order_by=id"
                 f"&limit={len(page)}", self._headers(), purpose="status"))

@@ -18,6 +18,7 @@ from pydantic import Field
 from .._exceptions import SpecError
 from .._loader import gc_paused, load_jobs
 from .._models import JobSpec
+from .._schedule import parse_iso_time
 from ._metadata import (
     PHASE,
     TRACK,
@@ -94,11 +95,7 @@ def _tz(spec: JobSpec) -> ZoneInfo:
 
 
 def _parse_time(value: str, spec: JobSpec, where: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise SpecError(f"job {spec.name!r}: {where} {value!r} is not an ISO 8601 time, e.g. "
-                        "'2026-03-08T06:00:00-05:00'") from None
+    parsed = parse_iso_time(value, f"job {spec.name!r}: {where}")
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=_tz(spec))
 
 

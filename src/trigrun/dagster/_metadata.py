@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import dagster as dg
 
@@ -19,6 +20,22 @@ TRACK = "trigrun_track"
 def asset_key_for(spec: JobSpec) -> dg.AssetKey:
     """The asset whose events record this job's fires and downstream runs."""
     return dg.AssetKey([ASSET_PREFIX, spec.slug])
+
+
+def http_url(value: str | None) -> str | None:
+    """Only an http(s) URL becomes a link: run tags and a target's reply are untrusted (a
+    ``javascript:`` URL must not be a clickable link in Dagster's UI)."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    return value if parts.scheme in ("http", "https") and parts.netloc else None
+
+
+def url_value(value: str | None) -> dg.MetadataValue | None:
+    """A run URL: a link when it is http(s), else plain text."""
+    if value is None:
+        return None
+    return dg.MetadataValue.url(value) if http_url(value) else dg.MetadataValue.text(value)
 
 
 def _put(md: dict[str, dg.MetadataValue], key: str, value: dg.MetadataValue | None) -> None:
@@ -41,7 +58,7 @@ def trigger_metadata(result: TriggerResult) -> dict[str, dg.MetadataValue]:
     _put(md, "status_code", None if result.status_code is None
          else dg.MetadataValue.int(result.status_code))
     _put(md, "run_id", None if result.run_id is None else dg.MetadataValue.text(result.run_id))
-    _put(md, "run_url", None if result.run_url is None else dg.MetadataValue.url(result.run_url))
+    _put(md, "run_url", url_value(result.run_url))
     _put(md, "idempotency_key", None if result.idempotency_key is None
          else dg.MetadataValue.text(result.idempotency_key))
     _put(md, "scheduled_time", None if result.scheduled_time is None
@@ -66,7 +83,7 @@ def run_metadata(run: RunResult) -> dict[str, dg.MetadataValue]:
         "polls": dg.MetadataValue.int(run.polls),
         "wait_duration_ms": dg.MetadataValue.float(round(run.duration_ms, 1)),
     }
-    _put(md, "run_url", None if run.run_url is None else dg.MetadataValue.url(run.run_url))
+    _put(md, "run_url", url_value(run.run_url))
     if run.raw_status is not None:
         md["raw_status"] = dg.MetadataValue.text(str(run.raw_status))
     return md

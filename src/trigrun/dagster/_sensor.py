@@ -24,7 +24,7 @@ from .._models import JobSpec
 from .._results import RunState
 from .._targets import RunStatus
 from .._templates import render_spec, template_context
-from ._metadata import PHASE, TRACK, asset_key_for
+from ._metadata import PHASE, TRACK, asset_key_for, url_value
 from ._resource import RESOURCE_KEY, TrigRunResource, as_spec
 
 _BATCH = 100
@@ -66,7 +66,7 @@ def _build_report_job(sensor_name: str) -> dg.JobDefinition:
             "waited_seconds": dg.MetadataValue.float(config.waited_seconds),
         }
         if config.run_url:
-            md["run_url"] = dg.MetadataValue.url(config.run_url)
+            md["run_url"] = url_value(config.run_url)
         if config.raw_status is not None:
             md["raw_status"] = dg.MetadataValue.text(config.raw_status)
         if config.scheduled_time:
@@ -175,7 +175,7 @@ def _ended(spec: JobSpec, p: Mapping[str, Any], state: RunState, message: str,
         "waited_seconds": dg.MetadataValue.float(round(now - float(p["fired_at"]), 1)),
     }
     if p.get("run_url"):
-        md["run_url"] = dg.MetadataValue.url(str(p["run_url"]))
+        md["run_url"] = url_value(str(p["run_url"]))
     if raw is not None:
         md["raw_status"] = dg.MetadataValue.text(str(raw))
     if p.get("dagster_run_id"):

@@ -9,24 +9,15 @@ sensor, in the target's own code location, when the run starts (docs/upstream.md
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import dagster as dg
 
 # Not exported by name (Dagster 1.13); what report_engine_event takes for the metadata.
 from dagster._core.events import EngineEventData
 
 from .._targets.dagster import UPSTREAM_TAG, UPSTREAM_URL_TAG
+from ._metadata import http_url
 
 DEFAULT_NAME = "trigrun_upstream_links"
-
-
-def _http_url(value: str | None) -> str | None:
-    """Only an http(s) URL becomes a link: the tag is set by whoever launched the run."""
-    if not value:
-        return None
-    parts = urlsplit(value)
-    return value if parts.scheme in ("http", "https") and parts.netloc else None
 
 
 def upstream_event(run: dg.DagsterRun) -> tuple[str, dict[str, dg.MetadataValue]] | None:
@@ -34,7 +25,7 @@ def upstream_event(run: dg.DagsterRun) -> tuple[str, dict[str, dg.MetadataValue]
     name = run.tags.get(UPSTREAM_TAG)
     if not name:
         return None
-    url = _http_url(run.tags.get(UPSTREAM_URL_TAG))
+    url = http_url(run.tags.get(UPSTREAM_URL_TAG))
     message = f"Triggered by {name}" + (f": {url}" if url else "")
     md: dict[str, dg.MetadataValue] = {"upstream": dg.MetadataValue.text(name)}
     if url:
