@@ -299,8 +299,10 @@ class TrigRunOperator(BaseOperator):
             if trigrun_conn_id:
                 conn = "templated_connection" if is_template(trigrun_conn_id) else trigrun_conn_id
                 check = apply_connection(check, placeholder(conn))
-            if not is_template(check.get("name")):
-                validate(check, f"{where} (DAG file check)")
+            if is_template(check.get("name")):
+                # The name is known at run time only; everything else is checked now.
+                check["name"] = "templated_job_name"
+            validate(check, f"{where} (DAG file check)")
 
     def _coerce_scalars(self) -> None:
         tid = self.task_id
@@ -408,7 +410,7 @@ class TrigRunOperator(BaseOperator):
         super()._do_render_template_fields(parent, template_fields, merged, jinja_env, seen_oids)
         runtime = self._runtime_fields(context)
         refuse_smuggled(self.task_id, source, self.spec, runtime)
-        self._trigrun_bound = bound_origins(source, runtime)
+        self._trigrun_bound = bound_origins(source, runtime, self.task_id)
         self._coerce_scalars()
 
     def _runtime_fields(self, context: Any) -> tuple[tuple[str, ...], ...]:
