@@ -148,7 +148,17 @@ def test_an_origin_on_the_specs_allow_list_and_a_literal_host_work(servers: List
 
 # -- 2. mapped values are data -------------------------------------------------------------
 
-def test_a_template_mapped_from_xcom_is_not_evaluated(servers: Listeners, output: Any) -> None:
+@pytest.mark.parametrize("private_api", ["present", "missing"])
+def test_a_template_mapped_from_xcom_is_not_evaluated(
+        servers: Listeners, output: Any, monkeypatch: pytest.MonkeyPatch,
+        private_api: str) -> None:
+    if private_api == "missing":
+        # An Airflow without MappedOperator's private expansion methods (_compat's
+        # fallbacks): the mapped values are still data.
+        from trigrun.airflow import operators
+
+        monkeypatch.setattr(operators, "expand_mapped_kwargs", lambda mapped, context: None)
+        monkeypatch.setattr(operators, "mapped_expand_input", lambda mapped: None)
     dr = servers.run("sec_mapped_template")
     assert _states(dr, "m") == ["failed"]
     assert _carries(servers.a.requests + servers.b.requests, OTHER) == []
