@@ -390,6 +390,11 @@ def read_file(path: str | Path, limits: LoadLimits | None = None) -> Any:
         return _load_yaml(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise SpecError(f"{p}: not valid {'JSON' if is_json else 'YAML'}: {exc}") from None
+    except SpecError:
+        raise
+    except ValueError as exc:  # an integer of more than 4,300 digits (int()'s own limit)
+        raise SpecError(f"{p}: cannot read the jobs file: {exc}; write such a value as a "
+                        "string") from None
 
 
 def load_jobs(path: str | Path, *, limits: LoadLimits | None = None) -> list[JobSpec]:

@@ -114,9 +114,14 @@ def authored_origins(spec: Mapping[str, Any],
     out: dict[str, str | None] = {}
     for section, key in DESTINATIONS:
         holder = spec.get(section)
-        if not isinstance(holder, Mapping) or key not in holder:
-            continue
         field = f"{section}.{key}"
+        if holder is not None and not isinstance(holder, Mapping):
+            # The whole section is a template (rendered as a native object from run conf,
+            # say): whatever URL it ends up holding, its author did not write it.
+            out[field] = None
+            continue
+        if holder is None or key not in holder:
+            continue
         from_data = any(p == () or p == (section,) or p == (section, key) for p in paths)
         out[field] = None if from_data else literal_origin(holder[key])
     return out

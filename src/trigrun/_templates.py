@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,38 @@ def _has_template(s: str) -> bool:
     return "{{" in s or "{%" in s
 
 
+# Marks each ``{{ }}`` value in a second rendering, so the check below sees where values went.
+_OPEN, _CLOSE = "\x00", "\x01"
+_MARKING = _ENV.overlay(finalize=lambda v: _OPEN + str(v).replace(_OPEN, "").replace(
+    _CLOSE, "") + _CLOSE)
+_NAME_TAIL = re.compile(r"secret://[A-Za-z0-9_.\-/]*$")
+_NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-/]*")
+
+
+def _splices_a_reference(source: str, out: str, ctx: Mapping[str, Any],
+                         allowed: frozenset[str]) -> bool:
+    """Whether rendering ``source`` (which names ``secret://`` with a template in it, as in
+    ``secret://api-{{ params.env }}``) let a value choose another secret: rendering added a
+    ``secret://``, a value spliced into a reference holds more than name characters
+    (``"x secret://DB_PASSWORD "``, or ``"DB_PASSWORD "`` cutting the written suffix off), or
+    a value is itself a reference the spec's params do not name."""
+    if out.count("secret://") > source.count("secret://"):
+        return True
+    marked = _MARKING.from_string(source).render(ctx)
+    before = ""
+    for piece in marked.split(_OPEN):
+        value, sep, text = piece.partition(_CLOSE)
+        if not sep:  # the text before the first value
+            before += piece
+            continue
+        if _NAME_TAIL.search(before) and not _NAME_CHARS.fullmatch(value):
+            return True
+        if set(find_references(value)) - allowed:
+            return True
+        before += value + text
+    return False
+
+
 def _render(obj: Any, ctx: Mapping[str, Any], path: str, problems: list[str], job: str,
             allowed: frozenset[str]) -> Any:
     if isinstance(obj, str):
@@ -67,7 +100,7 @@ def _render(obj: Any, ctx: Mapping[str, Any], path: str, problems: list[str], jo
         # spec's author wrote them: in this string (`secret://{{ params.env }}-token`) or in
         # the spec's own params.
         smuggled = set(find_references(out)) - set(find_references(obj)) - allowed
-        if smuggled and "secret://" not in obj:
+        if smuggled and ("secret://" not in obj or _splices_a_reference(obj, out, ctx, allowed)):
             names = ", ".join(f"secret://{n}" for n in sorted(smuggled))
             problems.append(f"job {job!r}, field {path}: the rendered template holds {names}, "
                             "which the spec does not name; values from params or context are "

@@ -148,7 +148,17 @@ def test_an_origin_on_the_specs_allow_list_and_a_literal_host_work(servers: List
 
 # -- 2. mapped values are data -------------------------------------------------------------
 
-def test_a_template_mapped_from_xcom_is_not_evaluated(servers: Listeners, output: Any) -> None:
+@pytest.mark.parametrize("private_api", ["present", "missing"])
+def test_a_template_mapped_from_xcom_is_not_evaluated(
+        servers: Listeners, output: Any, monkeypatch: pytest.MonkeyPatch,
+        private_api: str) -> None:
+    if private_api == "missing":
+        # An Airflow without MappedOperator's private expansion methods (_compat's
+        # fallbacks): the mapped values are still data.
+        from trigrun.airflow import operators
+
+        monkeypatch.setattr(operators, "expand_mapped_kwargs", lambda mapped, context: None)
+        monkeypatch.setattr(operators, "mapped_expand_input", lambda mapped: None)
     dr = servers.run("sec_mapped_template")
     assert _states(dr, "m") == ["failed"]
     assert _carries(servers.a.requests + servers.b.requests, OTHER) == []
@@ -172,3 +182,47 @@ def test_render_mapped_values_opts_back_in(servers: Listeners) -> None:
     assert _states(dr, "m") == ["success"]
     (sent,) = servers.a.requests_to("/hook")
     assert sent.json() == {"dag": "sec_mapped_opt_in"}
+
+
+# -- 3. a whole section or an allow-list entry from the run is not the author's ------------
+
+def _spec_dag(dag_id: str, spec: dict[str, Any], job_name: str | None = None) -> Any:
+    from airflow.sdk import DAG
+
+    from trigrun.airflow import TrigRunOperator
+
+    with DAG(dag_id=dag_id, schedule=None, render_template_as_native_obj=True) as dag:
+        TrigRunOperator(task_id="t", wait_for_completion=False, job_name=job_name, spec=spec)
+    return dag
+
+
+OWN = {"headers": {"Authorization": "Bearer secret://var/sec_token"}}
+
+
+@pytest.mark.parametrize(("spec", "field"), [
+    ({"request": "{{ dag_run.conf['req'] }}"}, "field request"),
+    ({"allowed_origins": ["{{ dag_run.conf['o'] }}"],
+      "request": {"url": "{{ dag_run.conf['url'] }}", **OWN}}, "field allowed_origins"),
+])
+def test_a_templated_job_name_does_not_skip_the_dag_file_check(
+        servers: Listeners, spec: dict[str, Any], field: str) -> None:
+    from trigrun import SpecError
+
+    with pytest.raises(SpecError, match=field):
+        _spec_dag("sec_parse_check", spec, job_name="{{ dag_run.run_id }}")
+
+
+@pytest.mark.parametrize(("dag_id", "conf", "field"), [
+    ("sec_conf_section", {"req": {"url": "{b}/steal"}}, "field request.url"),
+    ("sec_conf_allow_list", {"o": "{b}", "url": "{b}/steal"}, "field allowed_origins"),
+])
+def test_a_section_or_allow_list_entry_from_conf_is_refused(
+        servers: Listeners, output: Any, dag_id: str, conf: dict[str, Any], field: str) -> None:
+    b = servers.b.url
+    dr = servers.run(dag_id, run_conf=json.loads(json.dumps(conf).replace("{b}", b)))
+    assert dr.state == "failed"
+    assert servers.b.requests == []
+    assert servers.a.requests == []
+    text = output()
+    assert field in text, text[-3000:]
+    assert VAR_TOKEN not in text

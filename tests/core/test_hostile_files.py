@@ -111,3 +111,13 @@ def test_json_errors_name_the_file(tmp_path: Path) -> None:
     got = trigrun_cli("validate", str(path))
     assert got.returncode == 1
     assert f"{path}: not valid JSON" in got.stderr + got.stdout
+
+
+@pytest.mark.parametrize("suffix", ["json", "yaml"])
+def test_a_huge_integer_is_a_spec_error_naming_the_file(tmp_path: Path, suffix: str) -> None:
+    # Python refuses int() of more than 4,300 digits with a bare ValueError.
+    path = tmp_path / f"jobs.{suffix}"
+    path.write_text('{"name": "j", "request": {"url": "https://a.example", "body": {"n": '
+                    + "9" * 5000 + "}}}")
+    with pytest.raises(SpecError, match=f"{path}: .*digits"):
+        load_jobs(path)

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from trigrun import JobSpec, SpecError
-from trigrun._origins import Connection, literal_origin, normalize_allowed, origin, refused
+from trigrun._origins import (
+    Connection,
+    authored_origins,
+    literal_origin,
+    normalize_allowed,
+    origin,
+    refused,
+)
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -80,3 +87,18 @@ def test_connection_credentials_go_to_the_connection_origin_only() -> None:
                    authored=None, connection=conn) == []
     assert refused({**spec, "request": {"url": "https://c.example/x"}}, who="task 't'",
                    authored={"request.url": None}, connection=conn) == []
+
+
+def test_a_section_written_as_a_template_names_no_origin() -> None:
+    # `request="{{ dag_run.conf['req'] }}"` rendered as a native object: its URL is not the
+    # author's, so the spec's own credentials may not follow it.
+    source = {"request": "{{ dag_run.conf['req'] }}", "target": None,
+              "auth": {"type": "bearer", "token": "secret://tok"}}
+    authored = authored_origins(source)
+    assert authored["request.url"] is None
+    assert "target.base_url" not in authored
+    rendered = {"request": {"url": "https://evil.example/steal"},
+                "auth": {"type": "bearer", "token": "secret://tok"}}
+    (msg,) = refused(rendered, who="task 't'", authored=authored)
+    assert "field request.url" in msg
+    assert "https://evil.example" in msg

@@ -228,3 +228,19 @@ def test_naive_scheduled_time_is_rejected(server: LocalServer,
     with pytest.raises(trigrun.SpecError, match="no time zone"):
         make_driver().fire(job, scheduled_time=FakeClock().now().replace(tzinfo=None))
     assert server.requests == []
+
+
+@pytest.mark.parametrize("env", ["x secret://other ", "other ", "x\tsecret://other"])
+def test_a_value_spliced_into_a_reference_cannot_name_another_secret(
+        server: LocalServer, clock: FakeClock, make_driver: Callable[..., Driver],
+        env: str) -> None:
+    # The author wrote secret://api-{{ params.env }}; a run's params must not be able to
+    # widen that into another reference ("other" is a secret the resolver knows).
+    server.on("POST", "/x", Reply(200))
+    job = trigrun.JobSpec.model_validate({"name": "j", "request": {
+        "url": server.url + "/x", "headers": {"X-A": "secret://{{ params.env }}"},
+        "body": {"k": "secret://api-{{ params.env }}"}}})
+    with pytest.raises(trigrun.SpecError, match=r"secret://other"):
+        make_driver(secrets=SECRETS).fire(job, context={"params": {"env": env}},
+                                          scheduled_time=clock.now())
+    assert server.requests == []

@@ -169,3 +169,25 @@ def test_the_partitioned_schedule_runs_the_window_that_just_closed(
         result = schedule.evaluate_tick(context)
     (request,) = result.run_requests or []
     assert request.partition_key == "2026-03-15"
+
+
+def test_a_static_partition_key_is_data_never_a_template_or_a_secret(
+        airflow: FakeAirflow) -> None:
+    # Keys may be added by whoever manages the partitions (dynamic ones at run time): a key
+    # is sent as written, never evaluated, and a secret:// key never resolves a secret.
+    job = spec(airflow, partitions={"keys": ["{{ 7 * 7 }}", "secret://x"]}, schedule=None)
+    job["target"]["conf"] = {"region": "{{ partition_key }}"}
+    asset = build_trigrun_asset(job)
+    secret = "partition-secret-value-5e1d"
+    resources = {"trigrun": TrigRunResource(dagster_url="https://dagster.example.com",
+                                            secrets={"x": secret})}
+    with dg.instance_for_test() as instance:
+        assert dg.materialize([asset], partition_key="{{ 7 * 7 }}", instance=instance,
+                              resources=resources).success
+        assert [c["region"] for c in confs(airflow)] == ["{{ 7 * 7 }}"]
+        with pytest.raises(Exception, match=r"secret://x") as err:
+            dg.materialize([asset], partition_key="secret://x", instance=instance,
+                           resources=resources)
+    assert secret not in str(err.value)
+    assert len(airflow.runs) == 1  # the secret:// key sent nothing
+    assert all(secret not in r.raw() for r in airflow.server.requests)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import import_module
 from typing import Any
 
@@ -197,6 +197,51 @@ def current_dag_and_group(dag: Any = None) -> tuple[Any, Any]:
     return dag, (TaskGroupContext.get_current(dag) if dag is not None else None)
 
 
+# -- mapped tasks and XCom -------------------------------------------------------------------
+
+# Public in airflow.sdk since 3.0; the definitions module is the fallback for a build that
+# does not re-export it.
+try:
+    from airflow.sdk import XComArg
+except ImportError:  # pragma: no cover - every supported minor has the public name
+    from airflow.sdk.definitions.xcom_arg import XComArg  # type: ignore[no-redef]
+
+
+def expand_mapped_kwargs(mapped: Any, context: Any) -> Mapping[str, Any] | None:
+    """A mapped task's arguments for this instance, as expanded from XCom; None when this
+    Airflow cannot tell (the caller then reads them off the operator it was built into)."""
+    # Private on MappedOperator (3.0-3.3): the only call that returns the expanded values
+    # apart from the operator built from them.
+    expand = getattr(mapped, "_expand_mapped_kwargs", None)
+    if expand is None:
+        return None
+    try:
+        values, _ = expand(context)
+    except TypeError:  # a changed signature: degrade, do not crash the task
+        return None
+    return values if isinstance(values, Mapping) else None
+
+
+def mapped_expand_input(mapped: Any) -> Any:
+    """What a mapped task expands over (its ``expand`` / ``expand_kwargs`` input); None when
+    this Airflow does not tell."""
+    # Private on MappedOperator (3.0-3.3); `expand_input` is the attribute it reads for
+    # expand(), the fallback where the method is gone.
+    getter = getattr(mapped, "_get_specified_expand_input", None)
+    return getter() if getter is not None else getattr(mapped, "expand_input", None)
+
+
+def get_xcom_value(ti_key: Any, key: str) -> Any:
+    """The XCom ``key`` of a task instance, for an operator link (API server side)."""
+    # The Task SDK's XCom class has no public import path in 3.0-3.3 (airflow.sdk exports
+    # none); a missing one shows no link rather than failing the page.
+    try:
+        from airflow.sdk.execution_time.xcom import XCom
+    except ImportError:
+        return None
+    return XCom.get_value(ti_key=ti_key, key=key)
+
+
 __all__ = [
     "AIRFLOW_VERSION",
     "AirflowFailException",
@@ -206,13 +251,17 @@ __all__ = [
     "AirflowSensorTimeout",
     "BaseHook",
     "CronTriggerTimetable",
+    "XComArg",
     "add_local_mask",
     "aextra_dejson",
     "aget_connection",
     "amask_secret",
     "conf",
     "current_dag_and_group",
+    "expand_mapped_kwargs",
+    "get_xcom_value",
     "is_not_found",
+    "mapped_expand_input",
     "mask_secret",
     "secrets_backends",
     "task_log_url",

@@ -176,12 +176,22 @@ def _without(source: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> d
 
 
 def bound_origins(source: Mapping[str, Any],
-                  runtime_fields: tuple[tuple[str, ...], ...] = ()) -> tuple[dict[str, str | None], bool]:
+                  runtime_fields: tuple[tuple[str, ...], ...] = (),
+                  task_id: str = "") -> tuple[dict[str, str | None], bool]:
     """What the DAG file's spec (before rendering) binds credentials to: ``(authored origins
     by field, whether the spec's own allowed_origins were written in the DAG file)``.
     Mapped arguments expanded from XCom (``runtime_fields``) name no origin."""
+    listed = source.get("allowed_origins")
+    templated = [o for o in listed if isinstance(o, str) and is_template(o)] if isinstance(
+        listed, (list, tuple)) else []
+    if templated:
+        # Rendered, the entry would name an origin whoever sets the conf or params chooses.
+        raise SpecError(
+            f"task {task_id!r}, field allowed_origins: {templated[0]!r} is a template; nothing "
+            "was sent. allowed_origins are written literally (no templates), e.g. "
+            "'https://api.example.com'")
     allow_list_written = not any(p in ((), ("allowed_origins",)) for p in runtime_fields) \
-        and _plain(source.get("allowed_origins"))
+        and _plain(listed)
     return authored_origins(source, runtime_fields), allow_list_written
 
 

@@ -25,6 +25,7 @@ from . import _compat  # noqa: F401  # first: a clear ImportError without Airflo
 # isort: split
 from airflow.sdk import BaseOperatorLink
 
+from ._compat import get_xcom_value
 from ._spec import target_kind
 
 if TYPE_CHECKING:
@@ -46,9 +47,7 @@ class TrigRunLink(BaseOperatorLink):
         return LINK_XCOM_KEY
 
     def get_link(self, operator: Any, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.sdk.execution_time.xcom import XCom
-
-        url = XCom.get_value(ti_key=ti_key, key=XCOM_RUN_URL)
+        url = get_xcom_value(ti_key, XCOM_RUN_URL)
         return str(url) if url else ""
 
 

@@ -50,8 +50,11 @@ from urllib.parse import quote
 
 from ._compat import (  # first: a clear ImportError without Airflow
     AirflowFailException,
+    XComArg,
     conf,
     current_dag_and_group,
+    expand_mapped_kwargs,
+    mapped_expand_input,
     task_log_url,
 )
 
@@ -299,8 +302,10 @@ class TrigRunOperator(BaseOperator):
             if trigrun_conn_id:
                 conn = "templated_connection" if is_template(trigrun_conn_id) else trigrun_conn_id
                 check = apply_connection(check, placeholder(conn))
-            if not is_template(check.get("name")):
-                validate(check, f"{where} (DAG file check)")
+            if is_template(check.get("name")):
+                # The name is known at run time only; everything else is checked now.
+                check["name"] = "templated_job_name"
+            validate(check, f"{where} (DAG file check)")
 
     def _coerce_scalars(self) -> None:
         tid = self.task_id
@@ -408,19 +413,19 @@ class TrigRunOperator(BaseOperator):
         super()._do_render_template_fields(parent, template_fields, merged, jinja_env, seen_oids)
         runtime = self._runtime_fields(context)
         refuse_smuggled(self.task_id, source, self.spec, runtime)
-        self._trigrun_bound = bound_origins(source, runtime)
+        self._trigrun_bound = bound_origins(source, runtime, self.task_id)
         self._coerce_scalars()
 
     def _runtime_fields(self, context: Any) -> tuple[tuple[str, ...], ...]:
         """Spec paths of mapped arguments whose values were expanded from XCom at run time."""
         dag = context.get("dag")
         mapped = getattr(dag, "task_dict", {}).get(self.task_id) if dag is not None else None
-        getter = getattr(mapped, "_get_specified_expand_input", None)
-        if getter is None:
+        if mapped is None or not hasattr(mapped, "partial_kwargs"):  # not a mapped task
             return ()
-        from airflow.sdk.definitions.xcom_arg import XComArg
-
-        value = getattr(getter(), "value", None)
+        expand_input = mapped_expand_input(mapped)
+        if expand_input is None:  # this Airflow hides it: every argument is data
+            return tuple(_ARG_PATHS.values())
+        value = getattr(expand_input, "value", None)
         if isinstance(value, XComArg):  # expand_kwargs(upstream.output): every argument
             return tuple(_ARG_PATHS.values())
         items: list[tuple[str, Any]] = []
@@ -443,7 +448,10 @@ class TrigRunOperator(BaseOperator):
         mapped = context["dag"].task_dict[self.task_id]
         written = set(getattr(mapped, "partial_kwargs", {}) or {})
         args = {arg for arg, path in _ARG_PATHS.items() if path in runtime} - written
-        values, _ = mapped._expand_mapped_kwargs(context)
+        values = expand_mapped_kwargs(mapped, context)
+        if values is None:
+            # This operator was built from the expanded values: read them off its spec.
+            return {arg: _at(self.spec, _ARG_PATHS[arg]) for arg in args}
         return {k: v for k, v in values.items() if k in args}
 
     def job_spec(self) -> JobSpec:
@@ -803,3 +811,9 @@ class TrigRunOperator(BaseOperator):
         worker = threading.Thread(target=cancel, name="trigrun-cancel", daemon=True)
         worker.start()
         worker.join(KILL_CANCEL_WAIT)
+
+
+def _at(data: Any, path: tuple[str, ...]) -> Any:
+    for key in path:
+        data = data.get(key) if isinstance(data, Mapping) else None
+    return data

@@ -99,7 +99,7 @@ class TrigRunSensor(BaseSensorOperator):
         super()._do_render_template_fields(parent, template_fields, context, jinja_env,
                                            seen_oids)
         refuse_smuggled(self.task_id, source, self.spec)
-        self._trigrun_bound = bound_origins(source)
+        self._trigrun_bound = bound_origins(source, task_id=self.task_id)
 
     def job_spec(self) -> JobSpec:
         data = {"name": f"{self.dag_id}.{self.task_id}", **self.spec} if not self.spec.get(

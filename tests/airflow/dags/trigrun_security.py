@@ -101,3 +101,18 @@ with DAG(dag_id="sec_mapped_opt_in", **COMMON):
     TrigRunOperator.partial(task_id="m", trigrun_conn_id="sec_token", url="/hook",
                             render_mapped_values=True,
                             wait_for_completion=False).expand_kwargs(upstream_rendered())
+
+
+# Sections the DAG file check cannot see: the spec changed after the operator was built. The
+# run conf then supplies a whole section (a native object), or an allowed_origins entry.
+OWN = {"headers": {"Authorization": "Bearer secret://var/sec_token"}}
+with DAG(dag_id="sec_conf_section", render_template_as_native_obj=True, **COMMON):
+    late = TrigRunOperator(task_id="t", wait_for_completion=False, spec={
+        "allowed_origins": [A], "request": {"url": A + "/hook"},
+        "auth": {"type": "bearer", "token": "secret://var/sec_token"}})
+    late.spec["request"] = "{{ dag_run.conf['req'] }}"
+
+with DAG(dag_id="sec_conf_allow_list", **COMMON):
+    late = TrigRunOperator(task_id="t", wait_for_completion=False,
+                           spec={"request": {"url": "{{ dag_run.conf['url'] }}", **OWN}})
+    late.spec["allowed_origins"] = ["{{ dag_run.conf['o'] }}"]
