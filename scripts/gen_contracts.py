@@ -65,6 +65,7 @@ def subset(specs: list[dict[str, Any]], ops: list[dict[str, tuple[str, ...]]],
     schema they reach."""
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {}
+    schemes: dict[str, Any] = {}
     version = specs[0]["openapi"]
     for spec, want in zip(specs, ops, strict=True):
         for path, methods in want.items():
@@ -73,6 +74,14 @@ def subset(specs: list[dict[str, Any]], ops: list[dict[str, tuple[str, ...]]],
             if "parameters" in item:
                 paths[path]["parameters"] = item["parameters"]
         all_schemas = spec.get("components", {}).get("schemas", {})
+        # Kept with the operations that name them: older openapi-core versions (the matrix's
+        # Airflow rows resolve it as of each release) fail on a security requirement whose
+        # scheme is missing.
+        all_schemes = spec.get("components", {}).get("securitySchemes", {})
+        for p in want:
+            for op in paths[p].values():
+                for requirement in op.get("security", []) if isinstance(op, dict) else []:
+                    schemes.update({n: all_schemes[n] for n in requirement if n in all_schemes})
         todo = _refs([paths[p] for p in want])
         while todo:
             name = todo.pop()
@@ -81,7 +90,9 @@ def subset(specs: list[dict[str, Any]], ops: list[dict[str, tuple[str, ...]]],
             schemas[name] = all_schemas[name]
             todo |= _refs(schemas[name]) - set(schemas)
     return {"openapi": version, "info": {"title": title, "version": "generated"},
-            "paths": paths, "components": {"schemas": dict(sorted(schemas.items()))}}
+            "paths": paths, "components": {"schemas": dict(sorted(schemas.items())),
+                                           **({"securitySchemes": dict(sorted(schemes.items()))}
+                                              if schemes else {})}}
 
 
 def airflow() -> None:

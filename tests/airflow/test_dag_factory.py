@@ -223,9 +223,8 @@ def test_factory_takes_the_base_url_from_the_connection_and_fires_there(
         airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Like ``TrigRunOperator``: with ``trigrun_conn_id``, a short-form target without
     ``base_url`` loads, and its fire (a real ``dag.test()``) goes to the connection's host."""
-    from airflow.dag_processing.dagbag import DagBag
-
     from tests.conftest import AIRFLOW_TEST_DAGS
+    from tests.helpers.airflow_versions import DagBag
     from tests.helpers.fakes import FakeAirflow
     from tests.helpers.httpserver import LocalServer
     from trigrun import SpecError

@@ -48,7 +48,7 @@ def listeners(airflow_db: Any) -> Iterator[Listeners]:
         mp.setenv("AIRFLOW_CONN_SEC_OTHER", json.dumps(
             {"conn_type": "trigrun", "host": "https://elsewhere.invalid", "password": OTHER}))
         mp.setenv("AIRFLOW_VAR_SEC_TOKEN", VAR_TOKEN)
-        from airflow.dag_processing.dagbag import DagBag
+        from tests.helpers.airflow_versions import DagBag
 
         got = Listeners(a, b)
         got.bag = DagBag(dag_folder=str(AIRFLOW_TEST_DAGS / "trigrun_security.py"))
