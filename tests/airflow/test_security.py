@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AIRFLOW_TEST_DAGS
+from tests.helpers.airflow_versions import AIRFLOW
 from tests.helpers.httpserver import LocalServer, Reply
 
 TOKEN = "sec-token-value-91c2e7"
@@ -71,7 +72,12 @@ def servers(listeners: Listeners) -> Listeners:
 def output(capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> Any:
     def read() -> str:
         out, err = capfd.readouterr()
-        return out + err + caplog.text
+        text = out + err + caplog.text
+        if AIRFLOW < (3, 1):
+            # Airflow 3.0's supervisor channel logs its own MaskSecret requests, value included,
+            # at DEBUG (docs/airflow.md#airflow-versions); every other line is still searched.
+            text = "\n".join(line for line in text.splitlines() if "MaskSecret(value=" not in line)
+        return text
 
     return read
 
