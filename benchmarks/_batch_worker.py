@@ -92,10 +92,12 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             own(event)
 
         triggers._on_event = with_lateness  # type: ignore[assignment]
-        dumped = [s.model_dump(mode="json", exclude_none=True) for s in specs]
+        # Each trigger gets its own copy of the spec kwargs, as a triggerer builds every
+        # trigger from the kwargs it reads back from the database.
+        dumped = [json.dumps(s.model_dump(mode="json", exclude_none=True)) for s in specs]
 
         async def wait(i: int, run_id: str, poll: float) -> bool:
-            trigger = TrigRunTrigger(spec=dumped[i % len(dumped)], run_id=run_id,
+            trigger = TrigRunTrigger(spec=json.loads(dumped[i % len(dumped)]), run_id=run_id,
                                      end_time=time.time() + 600, poll_interval=poll)
             async for event in trigger.run():
                 return bool(event.payload.get("status") == "success")

@@ -321,8 +321,9 @@ def batch_section(plan: Plan, log: Log) -> dict[str, Any]:
 
 
 # Capacity: statuses per run (the run ends this many intervals, less 1.5, after its trigger).
-# At 5 s: a steady window of 3.5 intervals after the 2-interval start phase; at 30 s, 1.5.
-CAPACITY_POLLS = {5.0: 7, 30.0: 5}
+# At 5 s: a steady window of 3.5 intervals after the 2-interval start phase; at 30 s, 2.5
+# (so every wait has two statuses inside it).
+CAPACITY_POLLS = {5.0: 7, 30.0: 6}
 
 
 def capacity_section(plan: Plan, log: Log) -> dict[str, Any]:

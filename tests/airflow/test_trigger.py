@@ -161,6 +161,30 @@ def test_triggers_on_one_loop_share_one_engine(server: LocalServer) -> None:
     assert triggers.shared_engine_count() == 0  # closed with its last trigger
 
 
+def test_running_triggers_of_equal_kwargs_keep_one_spec_dict(server: LocalServer) -> None:
+    """The triggerer builds each trigger from its own copy of the kwargs; running triggers
+    keep one shared copy (fewer long-lived objects per deferred task), and serialize() still
+    gives back what each was built from."""
+    import copy
+
+    server.on("GET", "/runs/{run_id}", Reply(json={"state": "success"}))
+    a, b = trigger(server), trigger(server)
+    b.spec = copy.deepcopy(a.spec)
+    before = [t.serialize() for t in (a, b)]
+    assert a.spec is not b.spec
+
+    async def both() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(first_event(a), first_event(b)))
+
+    assert [e["status"] for e in asyncio.run(both())] == ["success", "success"]
+    assert a.spec is b.spec
+    assert [t.serialize() for t in (a, b)] == before
+    # A spec of other content is not merged into it.
+    c = trigger(server, poll_interval_seconds=7)
+    asyncio.run(first_event(c))
+    assert c.spec is not a.spec and c.spec["wait"]["poll_interval_seconds"] == 7
+
+
 def test_secret_never_in_kwargs_repr_or_event(server: LocalServer) -> None:
     server.on("GET", "/runs/{run_id}", Reply(json={"state": "success", "echo": CANARY}))
     trig = trigger(server)

@@ -140,7 +140,8 @@ class _Lease:
             await shared.engine.aclose()
 
 
-_SPECS: dict[bytes | str, JobSpec] = {}
+# kwargs key -> (the validated spec, the first kwargs dict seen with that content)
+_SPECS: dict[bytes | str, tuple[JobSpec, dict[str, Any]]] = {}
 
 
 def _spec_key(data: dict[str, Any]) -> bytes | str:
@@ -155,21 +156,30 @@ def _spec_key(data: dict[str, Any]) -> bytes | str:
         return json.dumps(data, sort_keys=True, default=str)
 
 
-def _spec_of(data: dict[str, Any]) -> JobSpec:
-    """The validated spec, shared by every trigger on this triggerer with the same kwargs.
+def _shared_spec(data: dict[str, Any]) -> tuple[JobSpec, dict[str, Any]]:
+    """The validated spec and one kwargs dict of the same content, shared by every trigger on
+    this triggerer with equal kwargs.
 
     A triggerer often waits on many runs of one job (catch-up, mapped tasks): one frozen
     JobSpec for all of them, instead of a validation and a few hundred long-lived objects
-    per wait, also lets the engine's per-spec caches serve them all. Fewer long-lived objects
-    per wait means fewer and shorter full garbage collections, which scan all of Airflow's
-    objects too: they set the triggerer's worst poll lateness (benchmarks/README.md)."""
+    per wait, also lets the engine's per-spec caches serve them all. The triggerer builds each
+    trigger from its own copy of the kwargs (a dozen dicts and lists per spec); a running
+    trigger keeps the shared copy instead, so its own becomes garbage at once. Fewer
+    long-lived objects per wait means fewer and shorter full garbage collections, which scan
+    all of Airflow's objects too: they set the triggerer's worst poll lateness
+    (benchmarks/README.md)."""
     key = _spec_key(data)
-    spec = _SPECS.get(key)
-    if spec is None:
+    got = _SPECS.get(key)
+    if got is None:
         if len(_SPECS) >= 1024:
             _SPECS.clear()
-        spec = _SPECS[key] = JobSpec.model_validate(data)
-    return spec
+        got = _SPECS[key] = (JobSpec.model_validate(data), data)
+    return got
+
+
+def _spec_of(data: dict[str, Any]) -> JobSpec:
+    """The validated spec of a trigger's ``spec`` kwargs (shared, see ``_shared_spec``)."""
+    return _shared_spec(data)[0]
 
 
 def _apply_rates(engine: AsyncEngine, rates: dict[str, float] | None) -> None:
@@ -253,7 +263,7 @@ class TrigRunTrigger(BaseTrigger):
         token = _current_log.set(wait_log)
         try:
             try:
-                spec = _spec_of(self.spec)
+                spec, self.spec = _shared_spec(self.spec)
             except ValueError as exc:
                 return self._event("error", f"the trigger's spec is invalid: {exc}")
             wait_log.header = (f"waiting for run {self.run_id} of job {spec.name!r} (poll every "
