@@ -26,6 +26,7 @@ import asyncio
 import gc
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -132,9 +133,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         # the window the runner counts requests in.
         await asyncio.sleep(2 * interval)
         steady.append(cpu_seconds())
-        # The capacity section's window ends at the first run's end (the batch section's,
-        # one interval before the last status).
-        await asyncio.sleep((args.polls - (3.5 if args.capacity else 3)) * interval)
+        # The capacity section's window: capacity_window (the batch section's ends one
+        # interval before the last status).
+        if args.capacity:
+            lo, hi = capacity_window(args.polls)
+            await asyncio.sleep((hi - lo) * interval)
+        else:
+            await asyncio.sleep((args.polls - 3) * interval)
         steady.append(cpu_seconds())
 
     rss.start()
@@ -162,13 +167,21 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def capacity_window(polls: int) -> tuple[float, float]:
+    """The capacity section's steady window, in intervals after the first wait started: from
+    the end of the 2-interval start phase, a whole number of intervals (so requests per interval
+    count whole listings), ending before the first run ends (``polls - 1.5`` intervals)."""
+    return 2.0, 2.0 + math.floor(polls - 1.5 - 2.0)
+
+
 def _capacity(args: argparse.Namespace, seen: dict[str, list[float]],
               gc_events: list[tuple[float, float, int, float]], t0: float,
               gc_counts0: list[int]) -> dict[str, Any]:
     """Start phase (each wait's first status, counted from when it started) and the steady
     window (from two intervals after the first wait started to the first run's end)."""
     n, interval = args.n, args.interval
-    begin, end = t0 + 2 * interval, t0 + (args.polls - 1.5) * interval
+    lo, hi = capacity_window(args.polls)
+    begin, end = t0 + lo * interval, t0 + hi * interval
     first_ms = []
     for run_id, times in seen.items():
         i = int(run_id.rsplit("__", 1)[1])

@@ -261,8 +261,8 @@ def _capacity(add: Any, cap: dict[str, Any]) -> None:
     add("- **Start phase**: the first two intervals. **first status**: from a wait's start "
         "to its first status (p50 / p99 / max); **in 2 intervals**: the share of waits that "
         "had it by then; **start requests**: status requests the server answered then.")
-    add("- **Steady window**: from two intervals after the first wait started to the first "
-        "run's end. Requests per interval against the pages of one listing of all N runs; "
+    add("- **Steady window**: from two intervals after the first wait started, the whole "
+        "intervals before the first run ends (3 at 5 s, 2 at 30 s). Requests per interval against the pages of one listing of all N runs; "
         "CPU per waited run per interval; lateness (gap between a wait's two statuses, "
         "minus the interval) p50 / p99 / max; GC: the collector's share of the steady "
         "window's CPU and its longest pause (`gc.callbacks`; the collector's settings left "

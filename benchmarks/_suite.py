@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ._batch_worker import capacity_window
 from ._common import PY, ROOT, StatusServer, child_env, median, percentile, run_child
 
 
@@ -321,8 +322,8 @@ def batch_section(plan: Plan, log: Log) -> dict[str, Any]:
 
 
 # Capacity: statuses per run (the run ends this many intervals, less 1.5, after its trigger).
-# At 5 s: a steady window of 3.5 intervals after the 2-interval start phase; at 30 s, 2.5
-# (so every wait has two statuses inside it).
+# At 5 s: a steady window of 3 intervals after the 2-interval start phase; at 30 s, 2 (so
+# every wait has two statuses inside it): _batch_worker.capacity_window.
 CAPACITY_POLLS = {5.0: 7, 30.0: 6}
 
 
@@ -362,7 +363,8 @@ def _capacity_one(server: StatusServer, name: str, suffix: str, env: dict[str, s
     if "error" in got:
         return {**row, "error": got["error"]}
     reads = sorted(server.stats()["reads"])
-    begin, end = 2 * interval, (polls - 1.5) * interval
+    lo, hi = capacity_window(polls)
+    begin, end = lo * interval, hi * interval
     intervals = (end - begin) / interval
     first = got["first_ms"]
     late = got["steady_late_ms"]
