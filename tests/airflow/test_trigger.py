@@ -182,7 +182,8 @@ def test_running_triggers_of_equal_kwargs_keep_one_spec_dict(server: LocalServer
     # A spec of other content is not merged into it.
     c = trigger(server, poll_interval_seconds=7)
     asyncio.run(first_event(c))
-    assert c.spec is not a.spec and c.spec["wait"]["poll_interval_seconds"] == 7
+    assert c.spec is not a.spec
+    assert c.spec["wait"]["poll_interval_seconds"] == 7
 
 
 def test_secret_never_in_kwargs_repr_or_event(server: LocalServer) -> None:

@@ -38,9 +38,9 @@ from typing import Any
 import pytest
 
 import trigrun
-from trigrun._batch import PollGroup
 from tests.helpers.faults import Fault, FaultServer
 from tests.helpers.httpserver import Recorded, Reply
+from trigrun._batch import PollGroup
 
 from ._report import Report, seconds_bound
 from ._secrets import KEY, SECRETS, TOKEN, hits
