@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from ._suite import LABELS, PEER_CONTENDERS
+from ._triggerer import render as render_triggerer
 
 POOL_SIZE = 100  # AsyncEngine's default pool_size, which the N=5,000 target is measured against
 
@@ -195,6 +196,8 @@ def render(results: dict[str, Any]) -> str:
         _batch(add, s["batch"])
     if "capacity" in s:
         _capacity(add, s["capacity"])
+    if "triggerer" in s:
+        render_triggerer(add, s["triggerer"])
     if "fire" in s:
         _fire(add, s["fire"])
     if "parse" in s:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ._common import PY, ROOT, StatusServer, child_env, percentile
+from ._suite import Plan, _capacity_one
 
 Log = Callable[[str], None]
 
@@ -109,7 +111,7 @@ def _prepare(home: Path) -> Path:
 
 
 def _tree(pid: int) -> list[Any]:
-    import psutil
+    import psutil  # type: ignore[import-untyped]  # Airflow's dependency, no stubs here
 
     with contextlib.suppress(psutil.Error):
         root = psutil.Process(pid)
@@ -165,10 +167,8 @@ def _triggerer(env: dict[str, str], home: Path, name: str) -> Iterator[subproces
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -302,6 +302,12 @@ def _one(home: Path, template: Path, n: int, interval: float, log: Log) -> dict[
             "failed_triggers": _query(db, "SELECT count(*) FROM task_instance WHERE "
                                           "next_method = '__fail__'"),
         })
+    # The trigger runner's watchdog: how long its event loop did not get to run (logged from
+    # 0.2 s, Airflow's default threshold), over the whole run.
+    blocked = [float(m) for m in re.findall(
+        r"async thread was blocked for ([0-9.]+) seconds",
+        (home / f"triggerer-{n}.log").read_text(errors="replace"))]
+    row.update({"blocked_count": len(blocked), "blocked_max_s": max(blocked, default=0.0)})
     times = _log_times(home / "logs")
     start = [t - committed_wall for t in times["start"]]
     first = [t - committed_wall for t in times["first"]]
@@ -317,10 +323,9 @@ def _one(home: Path, template: Path, n: int, interval: float, log: Log) -> dict[
     return row
 
 
-def triggerer_section(sizes: tuple[int, ...], interval: float, log: Log) -> dict[str, Any]:
+def triggerer_section(plan: Plan, log: Log) -> dict[str, Any]:
     """Each size through a real ``airflow triggerer`` and through a bare event loop."""
-    from ._suite import _capacity_one
-
+    sizes, interval = plan.triggerer_sizes, plan.triggerer_interval
     home = Path(tempfile.mkdtemp(prefix="trigrun-bench-triggerer-"))
     rows: list[dict[str, Any]] = []
     try:
@@ -347,3 +352,114 @@ def triggerer_section(sizes: tuple[int, ...], interval: float, log: Log) -> dict
 # The bare loop's runs (capacity-section rules): statuses per run, so its steady window has
 # STEADY_INTERVALS - 0.5 intervals after the 2-interval start phase.
 BARE_POLLS = 8
+
+
+def render(add: Callable[[str], None], sec: dict[str, Any]) -> None:
+    """The section's part of ``benchmarks/README.md``."""
+    iv = sec["interval"]
+    add("## A real `airflow triggerer` with thousands of trigrun triggers")
+    add("")
+    add("What Airflow's own per-trigger work adds to `TrigRunTrigger.run()`. **Real**: one "
+        "`airflow triggerer` process (its supervisor, which assigns triggers to itself from "
+        "the database and writes their events back, and its trigger runner subprocess, which "
+        "runs every trigger on one event loop and sends each trigger's log lines to the "
+        "supervisor, which writes one log file per trigger), Airflow's metadata database "
+        "(SQLite, `airflow db migrate`), a DAG with one deferrable `TrigRunOperator` task "
+        "(`airflow dags reserialize`), N DAG runs made by the serialized DAG's "
+        "`create_dagrun`, and their N task instances deferred as the execution API's "
+        "deferral route writes them: a `Trigger` row (the model) holding "
+        "`TrigRunTrigger.serialize()`'s kwargs through serde, the task instance `deferred` "
+        "with `trigger_id`, `next_method`, `next_kwargs`, `trigger_timeout` "
+        "(`benchmarks/_triggerer_db.py`; the route itself, called in process, costs ~45 ms "
+        "per task here, so its statements run directly). **Not real**: the target the "
+        "triggers poll is the benchmark's status server, a fake of Airflow 3's "
+        "`GET /api/v2/dags/{dag}/dagRuns` listing (the same as in the capacity section); no "
+        "scheduler, worker or API server runs, so nothing resumes the tasks after their "
+        "triggers fire. Airflow's settings are its defaults except `[triggerer] capacity` = N "
+        "(default 1,000); `max_trigger_to_select_per_loop` stays at 50, so the triggerer "
+        "assigns itself at most 50 task triggers per loop of its supervisor.")
+    add("")
+    add(f"All N downstream runs are triggered at once and run until every trigger has "
+        f"started plus one interval ({iv:g} s) and {sec['steady_intervals']} steady "
+        "intervals; then they all end at once. The N deferrals are committed together with "
+        "the triggerer already running (idle; its idle CPU and RSS measured first).")
+    add("")
+    add("- **assigned / started**: from the deferrals' commit until all N triggers are "
+        "assigned to the triggerer in the database / have opened their log file (the trigger "
+        "runner's \"trigger ... starting\" line); **first status**: from the commit to "
+        "trigrun's first log line of the trigger (its first status), p50 / max, from the "
+        "trigger log files' timestamps.")
+    add("- **CPU per trigger per interval**: the triggerer's process tree (psutil: supervisor "
+        "and trigger runner) in the steady window / (N x intervals); in brackets, less what "
+        "the idle triggerer spends anyway (its database loop and heartbeat, the row's "
+        "*idle* figure per interval). **RSS per trigger**: the tree's peak in the steady "
+        "window less the idle triggerer's, / N.")
+    add("- **events**: after the runs end, from the end to each trigger's \"Trigger fired "
+        "event\" log line (p50 / max), and until the task instances leave `deferred` in the "
+        "database (the supervisor's `Trigger.submit_event`: p50 / all); **ok**: task "
+        "instances left `scheduled` with a `success` event in `next_kwargs`.")
+    add("- **loop blocked**: the trigger runner's watchdog lines (\"Triggerer's async thread "
+        "was blocked for ...\", logged from 0.2 s, Airflow's default threshold) over the run.")
+    add("- **bare loop**: the same N through `TrigRunTrigger.run()` on one plain event loop "
+        "(the capacity section's `trigrun_trigger`, waits started over one interval, the "
+        "steady window after two), measured right after the triggerer run of that N.")
+    add("")
+    add("| run in | N | assigned / started | first status p50 / max | requests per interval "
+        "(pages) | CPU per trigger per interval (less idle) | RSS per trigger | events fired "
+        "p50 / max; left `deferred` p50 / all | ok | loop blocked (count, longest) |")
+    add("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = sec["rows"]
+    for r in rows:
+        n = r["n"]
+        if r["contender"] == "bare_loop":
+            if "error" in r:
+                add(f"| bare event loop | {n:,} | failed: {r['error'][:200]} |" + " |" * 7)
+                continue
+            add(f"| bare event loop | {n:,} | - | {_f(r['first_p50_s'], 2)} / "
+                f"{_f(r['first_max_s'], 2)} s | {_f(r['steady_per_interval'])} ({r['pages']}) "
+                f"| {_f(r['steady_cpu_per_run_interval_us'], 1)} us | "
+                f"{_f(r['rss_per_wait_kb'], 1)} KiB | - | {r['ok']:,}/{n:,} | - |")
+            continue
+        if "error" in r and "pages" not in r:
+            add(f"| `airflow triggerer` | {n:,} | failed: {r['error'][:300]} |" + " |" * 7)
+            continue
+        add(f"| `airflow triggerer` (idle: {_f(r['idle_cpu_per_interval_ms'], 0)} ms CPU per "
+            f"interval, {_f(r['rss_idle_mb'], 0)} MiB) | {n:,} | {_f(r['assigned_s'], 1)} / "
+            f"{_f(r['started_s'], 1)} s | {_f(r['first_p50_s'], 1)} / "
+            f"{_f(r['first_max_s'], 1)} s | {_f(r['steady_per_interval'])} ({r['pages']}) | "
+            f"{_f(r['steady_cpu_per_run_interval_us'], 1)} us "
+            f"({_f(r['steady_net_cpu_per_run_interval_us'], 1)} us) | "
+            f"{_f(r['rss_per_wait_kb'], 1)} KiB | {_f(r['fired_p50_s'], 1)} / "
+            f"{_f(r['fired_max_s'], 1)} s; {_f(r['left_p50_s'], 1)} / "
+            f"{_f(r['left_all_s'], 1)} s | {r['success_events']:,}/{n:,} | "
+            f"{r.get('blocked_count', '-')}, {_f(r.get('blocked_max_s'), 2)} s |")
+    add("")
+    for r in rows:
+        if r["contender"] != "airflow_triggerer" or "pages" not in r:
+            continue
+        bare = next((b for b in rows if b["contender"] == "bare_loop" and b["n"] == r["n"]
+                     and "error" not in b), None)
+        if bare is None:
+            continue
+        add(f"- N = {r['n']:,}: the triggerer's CPU per trigger per interval is "
+            f"{_ratio(r['steady_cpu_per_run_interval_us'], bare['steady_cpu_per_run_interval_us'])}"
+            f" of the bare loop's ("
+            f"{_ratio(r['steady_net_cpu_per_run_interval_us'], bare['steady_cpu_per_run_interval_us'])}"
+            f" less its idle cost), its RSS per trigger "
+            f"{_ratio(r['rss_per_wait_kb'], bare['rss_per_wait_kb'])}; requests per interval "
+            f"{_f(r['steady_per_interval'])} vs {_f(bare['steady_per_interval'])}.")
+        if r.get("error"):
+            add(f"  Not complete: {r['error'][:300]}")
+    add("")
+
+
+def _f(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    if not a or not b or a != a or b != b:
+        return "-"
+    return f"{a / b:.1f}x"
