@@ -83,7 +83,14 @@ def _airflow_env(home: Path, capacity: int) -> dict[str, str]:
         # as in the bare-loop contender.
         "TRIGRUN_SECRET_BENCH_TOKEN": "bench-token-value",
         "PYTHONUNBUFFERED": "1",
+        # SQLite lets one writer in at a time, and Airflow's default 5 s wait for the lock is
+        # too short on a loaded 2-core machine: the triggerer's heartbeat (its own session)
+        # waits behind its supervisor's writes for thousands of triggers and the job dies on
+        # "database is locked". The live-test fixtures set the same (60 s).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": "trigrun_bench_sqlite.CONNECT_ARGS",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(home), child_env().get("PYTHONPATH")])),
     })
+    (home / "trigrun_bench_sqlite.py").write_text('CONNECT_ARGS = {"timeout": 60}\n')
     return env
 
 
@@ -175,6 +182,13 @@ def _triggerer(env: dict[str, str], home: Path, name: str) -> Iterator[subproces
             proc.wait(timeout=10)
 
 
+def _alive(proc: subprocess.Popen[bytes], home: Path, n: int) -> None:
+    if proc.poll() is not None:
+        tail = [ln for ln in (home / f"triggerer-{n}.log").read_text(errors="replace")
+                .splitlines() if "Deprecat" not in ln][-6:]
+        raise RuntimeError(f"the triggerer exited ({proc.returncode}): " + " | ".join(tail))
+
+
 def _log_times(logs: Path) -> dict[str, list[float]]:
     """Per trigger, from its log file (written by the triggerer): when it started, when
     trigrun logged its first status and when it fired its event (epoch seconds)."""
@@ -250,6 +264,7 @@ def _one(home: Path, template: Path, n: int, interval: float, log: Log) -> dict[
                 started_s = now - committed
                 break
             time.sleep(1.0)
+        _alive(proc, home, n)
         row.update({"assigned_s": assigned_s, "started_s": started_s})
         if started_s is None:
             row["error"] = (f"{_started(home / 'logs')} of {n} triggers started within "
@@ -290,6 +305,7 @@ def _one(home: Path, template: Path, n: int, interval: float, log: Log) -> dict[
             now = remaining
             remaining = _query(db, "SELECT count(*) FROM task_instance WHERE state = 'deferred'")
             left += [time.monotonic() - ended] * (now - remaining)
+        _alive(proc, home, n)
         row.update({
             "left_first_s": left[0] if left else None,
             "left_p50_s": percentile(left, 50) if left else None,
