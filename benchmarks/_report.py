@@ -184,6 +184,8 @@ def render(results: dict[str, Any]) -> str:
     add("make bench                          # = scripts/bootstrap.sh && .venv/bin/python -m benchmarks")
     add(".venv/bin/python -m benchmarks --quick          # 1-2 minute smoke run (report in $TMPDIR)")
     add(".venv/bin/python -m benchmarks --only poll,fire # some sections only")
+    add(".venv/bin/python -m benchmarks --only triggerer --out /tmp/t.md  # a real `airflow "
+        "triggerer` with 2,000 and 5,000 trigrun triggers (~9 minutes)")
     add("```")
     add("")
     add("Raw numbers of this run: [`results.json`](results.json). Each contender runs in its "

@@ -2,8 +2,8 @@
 
 ``python -m benchmarks._triggerer_db defer --n N --port P --interval S`` creates N DAG runs
 of the benchmark DAG (one deferrable ``TrigRunOperator`` task each, ``create_dagrun`` of the
-serialized DAG) and defers each run's task as a worker's deferral does: the task instance
-running (the scheduler's and the worker's steps), then what the execution API's deferral route
+serialized DAG) and defers each run's task as a worker's deferral does: the task instance set
+``running`` (where the scheduler and a worker would have brought it), then what the execution API's deferral route
 (``PATCH /task-instances/{id}/state``, ``TIDeferredStatePayload``) writes for the payload
 ``task_runner._defer_task`` builds: a ``Trigger`` row (the model) with the kwargs of
 ``TrigRunTrigger.serialize()`` through serde, stored as that route stores them (JSON; Airflow
@@ -30,7 +30,7 @@ DAG_ID = "trigrun_triggerer_bench"
 TASK_ID = "wait"
 # What the benchmark DAG file holds (written into the temporary DAGs folder by the runner).
 DAG_FILE = f'''"""The triggerer benchmark's DAG: one deferrable trigrun task (never run by a worker:
-the benchmark defers its task instances through Airflow's execution API)."""
+the benchmark defers its task instances as the execution API's deferral route does)."""
 from datetime import datetime
 
 from airflow.sdk import DAG
@@ -81,8 +81,8 @@ def defer(n: int, port: int, interval: float) -> dict[str, Any]:
     t1 = time.monotonic()
     with create_session() as session:
         for i, ti_id in enumerate(ids):
-            # What TrigRunOperator.execute defers with, and what task_runner._defer_task
-            # sends: the kwargs through serde, stored as the execution API's deferral route
+            # What TrigRunOperator.execute defers with (no run_url, connection or rate
+            # ceiling here), and what task_runner._defer_task sends: the kwargs through serde, stored as the execution API's deferral route
             # stores them (JSON, not encrypted: the worker may send them encrypted, Airflow
             # 3.3's does not).
             trigger = TrigRunTrigger(spec=spec, run_id=f"run__{i:06d}",
