@@ -31,9 +31,11 @@ from ._suite import (
     poll_section,
     warm_bytecode,
 )
+from ._triggerer import triggerer_section
 
 SECTIONS = {"poll": poll_section, "batch": batch_section, "fire": fire_section,
-            "parse": parse_section, "import": import_section, "capacity": capacity_section}
+            "parse": parse_section, "import": import_section, "capacity": capacity_section,
+            "triggerer": triggerer_section}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -33,15 +33,19 @@ class Plan:
     batch_sizes: tuple[tuple[int, int], ...] = ()  # (N waits, targets) of the batch section
     # (N waits, targets, interval s) of the capacity section
     capacity_sizes: tuple[tuple[int, int, float], ...] = ()
+    # N triggers of the triggerer section (a real `airflow triggerer`), and their interval
+    triggerer_sizes: tuple[int, ...] = ()
+    triggerer_interval: float = 5.0
 
 
 FULL = Plan("full", (100, 1000, 5000), 5.0, 4, 1000,
             ((1000, "cpu_per_poll_us"), (5000, "late_p99_ms")), 2000, (10, 100, 1000),
             3, 3, True, ((100, 1), (1000, 1), (5000, 1), (5000, 50)),
             tuple((n, t, iv) for iv in (5.0, 30.0) for n, t in (
-                (5000, 1), (10000, 1), (20000, 1), (50000, 1), (20000, 50))))
+                (5000, 1), (10000, 1), (20000, 1), (50000, 1), (20000, 50))),
+            (2000, 5000), 5.0)
 QUICK = Plan("quick", (200,), 2.0, 3, None, (), 300, (100,), 2, 2, False, ((200, 1), (1000, 1)),
-             ((2000, 1, 2.0),))
+             ((2000, 1, 2.0),), (300,), 2.0)
 
 PEERS = ("trigrun_wait", "trigrun_trigger", "http_sensor", "dbt_loop")
 EXTRAS = ("aiohttp_shared", "trigrun_wait_nogrid", "trigrun_wait_httpx")
