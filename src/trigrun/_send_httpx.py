@@ -62,6 +62,34 @@ class _Deadline(dict[str, float]):
         return default
 
 
+class _NoCookies(httpx.Cookies):
+    """Cookies that are never stored or sent."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class _Client(httpx.Client):
+    """The engine's own clients keep no cookies, as the async engine's (aiohttp's
+    ``DummyCookieJar``): jobs that share a connection setting share a client, and a cookie one
+    job's target set must not ride along with another job's requests. It also spares httpx's
+    cookie jar its work on every reply."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None
+
+
 class _Lane:
     """Up to ``size`` clients of one connection setting, each holding one kept-alive
     connection and lent to one thread at a time.
@@ -141,7 +169,7 @@ class HttpxSender:
 
     def _new_client(self, verify: Any, cert: Any, trust_env: bool,
                     proxy: str | None) -> httpx.Client:
-        client = httpx.Client(
+        client = _Client(
             verify=self._tls.get(verify, cert, trust_env), proxy=proxy,
             trust_env=False, follow_redirects=False, limits=self._limits)
         if proxy is not None:
