@@ -62,6 +62,9 @@ class _Deadline(dict[str, float]):
         return default
 
 
+_URLS_MAX = 1024
+
+
 class _NoCookies(httpx.Cookies):
     """Cookies that are never stored or sent."""
 
@@ -143,6 +146,9 @@ class HttpxSender:
         self._with_proxy: set[int] = set()  # id() of own clients made with a proxy
         self._lock = threading.Lock()
         self._warned = False
+        # Parsed URLs by text: a job sends to the same few URLs again and again, and httpx
+        # parses a URL given as text on every request. ``httpx.URL`` is immutable.
+        self._urls: dict[str, httpx.URL] = {}
 
     def _given_for(self, a: Send, given: httpx.Client) -> httpx.Client:
         if not self._warned and (a.verify is not True or a.cert or a.proxy):
@@ -207,9 +213,15 @@ class HttpxSender:
                   proxied: bool | None) -> HttpReply:
         """One request and its reply. ``proxied``: whether ``client`` (one of ours) sends
         through a proxy; None for the caller's client, which is asked per URL."""
+        url = self._urls.get(a.url)
+        if url is None:
+            url = httpx.URL(a.url)
+            if len(self._urls) >= _URLS_MAX:
+                self._urls.clear()
+            self._urls[a.url] = url
         for again in (a.method in IDEMPOTENT, False):
             req = client.build_request(
-                a.method, a.url, headers=a.headers, content=a.content,
+                a.method, url, headers=a.headers, content=a.content,
                 extensions={"timeout": _Deadline(deadline, a.timeout)})
             set_target(req, a.url, httpx_proxied(client, req.url) if proxied is None
                        else proxied)
