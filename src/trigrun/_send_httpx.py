@@ -255,7 +255,8 @@ class HttpxSender:
             if time.monotonic() > deadline:
                 raise httpx.ReadTimeout("the body was still arriving at the deadline",
                                         request=resp.request)
-        return HttpReply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
+        # httpx's items() are keyed by lower-cased names, repeated headers joined with ", ".
+        return HttpReply(resp.status_code, dict(resp.headers.items()),
                          bytes(body), truncated)
 
     def close(self) -> None:

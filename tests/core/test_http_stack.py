@@ -469,7 +469,8 @@ def test_cookies_a_target_sets_are_not_sent_back(raw: Callable[..., RawServer],
     # ride along with the next request (of this job or another one).
     srv = raw(ok(b"{}", "Set-Cookie: session=abc123; Path=/"), ok())
     first, second = run(kind, send(srv.url + "/a"), send(srv.url + "/b"))
-    assert first.reply is not None and second.reply is not None
+    assert first.reply is not None
+    assert second.reply is not None
     assert first.reply.headers["set-cookie"] == "session=abc123; Path=/"
     assert srv.connections == 1  # the same client sent both
     assert b"abc123" not in srv.requests[1]
