@@ -279,8 +279,9 @@ class Engine(_Base):
         if wait > 0:
             self._sleep(wait)
         outcome = self._sender.send(self._with_defaults(a))
-        with self._limit_lock:
-            self._observe(origin, a, outcome)
+        if outcome.reply is not None and outcome.reply.status_code in (429, 503):
+            with self._limit_lock:
+                self._observe(origin, a, outcome)
         return outcome
 
     def _run(self, flow: Flow) -> Any:

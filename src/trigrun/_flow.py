@@ -295,6 +295,8 @@ class JobFlows:
         self.key = key
         self._status_calls: dict[str, HttpCall] = {}
         self._scope: Any = _UNSET
+        # The last body built (``_content``): the fire sizes its trigger body, then sends it.
+        self._body: tuple[HttpCall, bytes | None, bool] | None = None
 
     def batch_scope(self) -> Any:
         """The poll group this job's waits join (None: poll per run): the preset's batch scope
@@ -414,24 +416,45 @@ class JobFlows:
 
     def _content(self, call: HttpCall) -> tuple[bytes | None, bool]:
         """The body as sent (secrets substituted), and whether it holds a secret."""
+        last = self._body
+        if last is not None and last[0] is call:
+            # The secrets a flow resolved never change for it: the same call, the same body.
+            return last[1], last[2]
         if call.json is not None:
             raw = json.dumps(call.json, separators=(",", ":"))
             body_has_secret = "secret://" in raw
             if body_has_secret:
                 raw = json.dumps(substitute(call.json, self.secrets), separators=(",", ":"))
-            return raw.encode(), body_has_secret
-        if call.content is not None:
-            return substitute(call.content, self.secrets).encode(), "secret://" in call.content
-        return None, False
+            content: bytes | None = raw.encode()
+        elif call.content is not None:
+            content, body_has_secret = (substitute(call.content, self.secrets).encode(),
+                                        "secret://" in call.content)
+        else:
+            return None, False
+        self._body = (call, content, body_has_secret)
+        return content, body_has_secret
 
     def _send_raw(self, call: HttpCall, extra_headers: Mapping[str, str] | None = None) -> Flow:
         req = self.spec.request
-        headers = {k: substitute(v, self.secrets) for k, v in call.headers.items()}
+        secrets = self.secrets
+        headers: dict[str, str] = {}
+        secret_headers: set[str] = set()
+        typed = framed = False
+        for k, v in call.headers.items():
+            if "secret://" in v:
+                secret_headers.add(k)
+                v = substitute(v, secrets)
+            headers[k] = v
         if extra_headers:
             headers.update(extra_headers)
-        url = substitute(call.url, self.secrets)
+            secret_headers.update(extra_headers)
+        for k in headers:
+            lower = k.lower()
+            typed = typed or lower == "content-type"
+            framed = framed or lower in _FRAMING
+        url = substitute(call.url, secrets)
         content, body_has_secret = self._content(call)
-        if call.json is not None and not any(k.lower() == "content-type" for k in headers):
+        if call.json is not None and not typed:
             headers["Content-Type"] = "application/json"
         timeout = req.timeout_seconds if req else 30.0
         follow = req.follow_redirects if req else False
@@ -440,11 +463,9 @@ class JobFlows:
         cert = conn.cert if conn else None
         trust_env = conn.trust_env if conn else True
         proxy = _proxy_url(conn.proxy, self.secrets) if conn and conn.proxy else None
-        # The library frames the body; a second framing from the spec would be smuggling.
-        headers = {k: v for k, v in headers.items() if k.lower() not in _FRAMING}
-        secret_headers = {k for k, v in call.headers.items() if "secret://" in v}
-        if extra_headers:
-            secret_headers |= set(extra_headers)
+        if framed:
+            # The library frames the body; a second framing from the spec would be smuggling.
+            headers = {k: v for k, v in headers.items() if k.lower() not in _FRAMING}
         # Read past the cap, so a secret straddling it is whole when redacted (see ``keep``).
         limit = max(self.state.read_limit, self.spec.max_response_bytes + 4096)
         policy = self.spec.retry_policy

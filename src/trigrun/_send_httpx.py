@@ -3,9 +3,10 @@
 httpx does the HTTP; this adds the engine's policy. Per connection setting (TLS context,
 proxy) up to ``pool_size`` clients of one kept-alive connection each, lent to one thread at a
 time (see ``_Lane``), or the caller's own client used as given. The
-attempt's timeout bounds the whole exchange: each phase (connect, send, the reply's headers,
-its body) may take only what is left of it, tracked through httpcore's ``trace`` request
-extension, and a body still trickling in at the deadline is cut. The size cap applies to the
+attempt's timeout bounds the whole exchange: each phase (waiting for the connection,
+connect, send, the reply's headers, its body) may take only what is left of it, read by
+httpcore from the request's ``timeout`` extension as the phase starts (``_Deadline``), and a
+body still trickling in at the deadline is cut. The size cap applies to the
 decoded body. The target goes on the wire as written (httpcore's ``target`` extension), and an
 idempotent request that finds its kept-alive connection closed by the server is sent once more.
 """
@@ -16,8 +17,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -39,36 +39,58 @@ from ._targets import HttpReply
 
 logger = logging.getLogger("trigrun")
 
-_TIMEOUTS: dict[float, httpx.Timeout] = {}
-# The phases whose timeout httpcore reads when they start: each gets what is left.
-_PHASES = {"http11.send_request_headers.started": "write",
-           "http11.receive_response_headers.started": "read",
-           "http11.receive_response_body.started": "read",
-           "http2.send_request_headers.started": "write",
-           "http2.receive_response_headers.started": "read",
-           "http2.receive_response_body.started": "read"}
 
+class _Deadline(dict[str, float]):
+    """The request's ``timeout`` extension, live: each lookup is the time left to the deadline.
 
-def _timeout(seconds: float) -> httpx.Timeout:
-    t = _TIMEOUTS.get(seconds)
-    if t is None:
-        t = _TIMEOUTS[seconds] = httpx.Timeout(seconds)
-    return t
+    httpcore reads a phase's timeout from this mapping (``.get("pool")``, ``"connect"``,
+    ``"write"``, ``"read"``) when the phase starts, so every phase waits at most what is left
+    of the attempt. The same bound a ``trace`` callback gives by rewriting the timeouts before
+    each phase, without the callback httpcore would call twice per phase with a fresh dict.
+    The stored values (the whole timeout) are what a plain read of the mapping sees.
+    """
 
+    __slots__ = ("deadline",)
 
-class _Deadline:
-    """httpcore ``trace`` callback: before each phase, its timeout becomes the time left."""
-
-    __slots__ = ("deadline", "timeouts")
-
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, deadline: float, seconds: float) -> None:
+        super().__init__(pool=seconds, connect=seconds, write=seconds, read=seconds)
         self.deadline = deadline
-        self.timeouts: dict[str, Any] = {}
 
-    def __call__(self, event: str, info: dict[str, Any]) -> None:
-        phase = _PHASES.get(event)
-        if phase is not None:
-            self.timeouts[phase] = max(0.001, self.deadline - time.monotonic())
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        if key in self:
+            return max(0.001, self.deadline - time.monotonic())
+        return default
+
+
+_URLS_MAX = 1024
+
+
+class _NoCookies(httpx.Cookies):
+    """Cookies that are never stored or sent."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+_NO_COOKIES = _NoCookies()
+
+
+class _Client(httpx.Client):
+    """The engine's own clients keep no cookies, as the async engine's (aiohttp's
+    ``DummyCookieJar``): jobs that share a connection setting share a client, and a cookie one
+    job's target set must not ride along with another job's requests. It also spares httpx's
+    cookie jar its work on every reply."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None
 
 
 class _Lane:
@@ -88,10 +110,10 @@ class _Lane:
         self.made: list[httpx.Client] = []
         self._lock = threading.Lock()
 
-    @contextmanager
-    def borrow(self, timeout: float) -> Iterator[httpx.Client]:
+    def take(self, timeout: float) -> httpx.Client:
+        """A client for this thread alone, until it is handed back with ``give``."""
         try:
-            client = self._free.get_nowait()
+            return self._free.get_nowait()
         except queue.Empty:
             with self._lock:
                 fresh = len(self.made) < self._size
@@ -104,10 +126,10 @@ class _Lane:
                 except queue.Empty:
                     raise httpx.PoolTimeout(
                         f"all {self._size} connections were busy for {timeout:g} s") from None
-        try:
-            yield client
-        finally:
-            self._free.put(client)
+        return client
+
+    def give(self, client: httpx.Client) -> None:
+        self._free.put(client)
 
 
 class HttpxSender:
@@ -124,16 +146,18 @@ class HttpxSender:
         self._with_proxy: set[int] = set()  # id() of own clients made with a proxy
         self._lock = threading.Lock()
         self._warned = False
+        # Parsed URLs by text: a job sends to the same few URLs again and again, and httpx
+        # parses a URL given as text on every request. ``httpx.URL`` is immutable.
+        self._urls: dict[str, httpx.URL] = {}
 
-    @contextmanager
-    def client_for(self, a: Send) -> Iterator[httpx.Client]:
-        if self._given is not None:
-            if not self._warned and (a.verify is not True or a.cert or a.proxy):
-                self._warned = True
-                logger.warning("the engine sends through the httpx client it was given: the "
-                               "job's verify / cert / proxy settings are left to that client")
-            yield self._given
-            return
+    def _given_for(self, a: Send, given: httpx.Client) -> httpx.Client:
+        if not self._warned and (a.verify is not True or a.cert or a.proxy):
+            self._warned = True
+            logger.warning("the engine sends through the httpx client it was given: the "
+                           "job's verify / cert / proxy settings are left to that client")
+        return given
+
+    def _lane_for(self, a: Send) -> _Lane:
         proxy = self._proxy_of(a)
         key = (a.verify, a.cert, a.trust_env, proxy)
         lane = self._lanes.get(key)
@@ -143,8 +167,7 @@ class HttpxSender:
                 if lane is None:
                     lane = self._lanes[key] = _Lane(
                         lambda: self._new_client(*key), self._pool_size)
-        with lane.borrow(a.timeout) as client:
-            yield client
+        return lane
 
     def _proxy_of(self, a: Send) -> str | None:
         return a.proxy if a.proxy is not None else (
@@ -152,7 +175,7 @@ class HttpxSender:
 
     def _new_client(self, verify: Any, cert: Any, trust_env: bool,
                     proxy: str | None) -> httpx.Client:
-        client = httpx.Client(
+        client = _Client(
             verify=self._tls.get(verify, cert, trust_env), proxy=proxy,
             trust_env=False, follow_redirects=False, limits=self._limits)
         if proxy is not None:
@@ -161,9 +184,19 @@ class HttpxSender:
 
     def send(self, a: Send) -> Outcome:
         t0 = time.monotonic()
+        given = self._given
         try:
-            with self.client_for(a) as client:
-                reply = self._exchange(client, a, t0 + a.timeout)
+            if given is not None:
+                reply = self._exchange(self._given_for(a, given), a, t0 + a.timeout,
+                                       proxied=None)
+            else:
+                lane = self._lane_for(a)
+                client = lane.take(a.timeout)
+                try:
+                    reply = self._exchange(client, a, t0 + a.timeout,
+                                           proxied=id(client) in self._with_proxy)
+                finally:
+                    lane.give(client)
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, OverflowError, OSError) as exc:
             error, permanent, hint = classify_httpx(exc, a.timeout)
             proxy = self._proxy_of(a) if self._given is None else None
@@ -176,15 +209,22 @@ class HttpxSender:
                            hint=hint, unsent=httpx_unsent(exc))
         return Outcome(reply, None, (time.monotonic() - t0) * 1000)
 
-    def _exchange(self, client: httpx.Client, a: Send, deadline: float) -> HttpReply:
+    def _exchange(self, client: httpx.Client, a: Send, deadline: float, *,
+                  proxied: bool | None) -> HttpReply:
+        """One request and its reply. ``proxied``: whether ``client`` (one of ours) sends
+        through a proxy; None for the caller's client, which is asked per URL."""
+        url = self._urls.get(a.url)
+        if url is None:
+            url = httpx.URL(a.url)
+            if len(self._urls) >= _URLS_MAX:
+                self._urls.clear()
+            self._urls[a.url] = url
         for again in (a.method in IDEMPOTENT, False):
-            trace = _Deadline(deadline)
             req = client.build_request(
-                a.method, a.url, headers=a.headers, content=a.content,
-                extensions={"timeout": _timeout(a.timeout).as_dict(), "trace": trace})
-            set_target(req, a.url, id(client) in self._with_proxy if client is not self._given
-                       else httpx_proxied(client, req.url))
-            trace.timeouts = req.extensions["timeout"]
+                a.method, url, headers=a.headers, content=a.content,
+                extensions={"timeout": _Deadline(deadline, a.timeout)})
+            set_target(req, a.url, httpx_proxied(client, req.url) if proxied is None
+                       else proxied)
             try:
                 resp = client.send(req, stream=True)
             except httpx.RemoteProtocolError:
@@ -215,7 +255,8 @@ class HttpxSender:
             if time.monotonic() > deadline:
                 raise httpx.ReadTimeout("the body was still arriving at the deadline",
                                         request=resp.request)
-        return HttpReply(resp.status_code, {k.lower(): v for k, v in resp.headers.items()},
+        # httpx's items() are keyed by lower-cased names, repeated headers joined with ", ".
+        return HttpReply(resp.status_code, dict(resp.headers.items()),
                          bytes(body), truncated)
 
     def close(self) -> None:

@@ -463,6 +463,20 @@ def test_large_reply_headers_are_read(raw: Callable[..., RawServer], kind: str) 
     assert len(out.reply.headers["set-cookie"]) == 60_002
 
 
+def test_cookies_a_target_sets_are_not_sent_back(raw: Callable[..., RawServer],
+                                                 kind: str) -> None:
+    # Jobs that share a connection setting share a client: a cookie one target set must not
+    # ride along with the next request (of this job or another one).
+    srv = raw(ok(b"{}", "Set-Cookie: session=abc123; Path=/"), ok())
+    first, second = run(kind, send(srv.url + "/a"), send(srv.url + "/b"))
+    assert first.reply is not None
+    assert second.reply is not None
+    assert first.reply.headers["set-cookie"] == "session=abc123; Path=/"
+    assert srv.connections == 1  # the same client sent both
+    assert b"abc123" not in srv.requests[1]
+    assert b"cookie:" not in srv.requests[1].lower()
+
+
 def test_pool_survives_a_new_event_loop(raw: Callable[..., RawServer]) -> None:
     srv = raw(ok())
     sender = async_sender()
