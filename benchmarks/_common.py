@@ -51,10 +51,10 @@ def median(values: Sequence[float]) -> float:
 
 
 class StatusServer:
-    """The status server (``benchmarks._server``) in its own process."""
+    """The status server (``benchmarks._server``, or ``module``) in its own process."""
 
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen([PY, "-m", "benchmarks._server"], cwd=ROOT,
+    def __init__(self, module: str = "benchmarks._server") -> None:
+        self.proc = subprocess.Popen([PY, "-m", module], cwd=ROOT,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      env=child_env())
         assert self.proc.stdout is not None

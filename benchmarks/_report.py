@@ -102,10 +102,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                 out.append((where, r["error"][:200], False))
                 continue
             if r["n"] >= 20000:
+                # The targets: under 1 s at 20,000 waits, and at 50,000 on a 30 s interval;
+                # 50,000 at 5 s is measured and shown, with no target.
                 late = r["late_p99_ms"]
-                out.append((f"{where}: poll lateness p99 under 1 s (steady window)",
+                target = r["n"] <= 20000 or r["interval"] >= 30
+                out.append((f"{where}: poll lateness p99 under 1 s (steady window)"
+                            + ("" if target else " (shown; no target at this interval)"),
                             f"p99 {_f(late / 1000, 2)} s", None if math.isnan(late)
-                            else late < 1000))
+                            or not target else late < 1000))
             out.append((f"{where}: every wait's first status within two intervals",
                         f"{r['first_within_2'] * 100:.1f} % (max {_f(r['first_max_s'], 1)} s)",
                         r["first_within_2"] >= 1.0))

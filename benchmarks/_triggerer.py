@@ -49,18 +49,8 @@ PICKUP_TIMEOUT = 240.0
 class _Server(StatusServer):
     """The status server with the ``/end`` control route (``benchmarks._triggerer_server``)."""
 
-    def __init__(self) -> None:  # same start-up as StatusServer, another module
-        self.proc = subprocess.Popen([PY, "-m", "benchmarks._triggerer_server"], cwd=ROOT,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     env=child_env())
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the status server did not start")
-        ports = json.loads(line)
-        self.port = ports["port"]
-        self.control_port = ports["control"]
-        self.url = f"http://127.0.0.1:{self.port}"
+    def __init__(self) -> None:
+        super().__init__("benchmarks._triggerer_server")
 
 
 def _airflow_env(home: Path, capacity: int) -> dict[str, str]:

@@ -177,8 +177,11 @@ def _hide_distribution(name: str) -> None:
         everything = metadata.distributions
 
         def distributions(everything: Any = everything, **kwargs: Any) -> Any:
+            # By the dist-info folder's name (``trigrun-0.1.0.dist-info``), not by
+            # ``d.metadata["Name"]``: that parses every installed distribution's METADATA
+            # file, ~0.3 s that the side without trigrun would pay and the other not.
             return (d for d in everything(**kwargs)
-                    if (d.metadata["Name"] or "").lower() != name)
+                    if not getattr(d, "_path", Path()).name.lower().startswith(name + "-"))
 
         metadata.distributions = distributions
 

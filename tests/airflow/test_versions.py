@@ -86,3 +86,16 @@ def test_the_provider_registers_everything_on_this_airflow() -> None:
     info = get_provider_info()
     assert info["connection-types"][0]["hook-class-name"] == "trigrun.airflow.hooks.TrigRunHook"
     assert "trigrun.airflow.triggers" in info["triggers"][0]["python-modules"]
+
+
+def test_the_installed_airflow_is_read_from_airflow_itself_once_imported() -> None:
+    """Inside Airflow (provider discovery) its own ``__version__``, no metadata scan; the
+    same version the distribution's metadata names."""
+    from importlib import metadata
+
+    import airflow
+
+    from trigrun.airflow import _versions
+
+    assert _versions.installed_airflow() == airflow.__version__
+    assert airflow.__version__ == metadata.version("apache-airflow-core")

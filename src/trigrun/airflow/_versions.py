@@ -7,6 +7,7 @@ discovers providers, so it must not import Airflow itself). Airflow 3.0-3.3 are 
 
 from __future__ import annotations
 
+import sys
 from importlib import metadata
 
 #: Oldest supported Airflow (the Task SDK, ``airflow.sdk``, arrived in 3.0) and the first
@@ -19,6 +20,12 @@ INSTALL = "pip install 'trigrun[airflow]'"
 
 def installed_airflow() -> str | None:
     """The installed Airflow's version string, or None without Airflow."""
+    # Provider discovery runs inside an Airflow that is already imported: its own version
+    # string costs nothing, where a metadata lookup scans every installed distribution
+    # (tens of ms in every Airflow process).
+    version = getattr(sys.modules.get("airflow"), "__version__", None)
+    if isinstance(version, str):
+        return version
     # Airflow 3 installs its code as apache-airflow-core; `apache-airflow` is a meta package
     # that may be absent (core-only installs). Airflow 2 has only apache-airflow.
     for dist in ("apache-airflow-core", "apache-airflow"):
