@@ -1,6 +1,6 @@
 """``python -m benchmarks``: run every benchmark and write ``benchmarks/README.md``.
 
-    python -m benchmarks            # the documented run (about 75 minutes on 2 cores)
+    python -m benchmarks            # the documented run (about an hour on 2 cores)
     python -m benchmarks --quick    # a 1-2 minute smoke run at small sizes
     python -m benchmarks --only poll,fire --out /tmp/bench.md
 

@@ -88,7 +88,8 @@ def test_the_provider_registers_everything_on_this_airflow() -> None:
     assert "trigrun.airflow.triggers" in info["triggers"][0]["python-modules"]
 
 
-def test_the_installed_airflow_is_read_from_airflow_itself_once_imported() -> None:
+def test_the_installed_airflow_is_read_from_airflow_itself_once_imported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """Inside Airflow (provider discovery) its own ``__version__``, no metadata scan; the
     same version the distribution's metadata names."""
     from importlib import metadata
@@ -97,5 +98,10 @@ def test_the_installed_airflow_is_read_from_airflow_itself_once_imported() -> No
 
     from trigrun.airflow import _versions
 
-    assert _versions.installed_airflow() == airflow.__version__
     assert airflow.__version__ == metadata.version("apache-airflow-core")
+
+    def no_scan(name: str) -> str:
+        raise AssertionError(f"metadata lookup of {name} with Airflow imported")
+
+    monkeypatch.setattr(_versions.metadata, "version", no_scan)
+    assert _versions.installed_airflow() == airflow.__version__
